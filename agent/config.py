@@ -1,0 +1,262 @@
+"""Configuration: one table of options, one TOML file, unknown keys are errors.
+
+The table below is the only place an option is declared. ``load()`` reads ``agent.toml`` against it,
+``example()`` and ``show()`` render it. Engine defaults come from :mod:`agent.engine.limits`, so the
+CLI and the engine cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+from agent.engine.limits import DEFAULT_LIMITS, ScanLimits
+from agent.errors import ConfigError
+
+__all__ = [
+    "OPTIONS",
+    "Config",
+    "LogConfig",
+    "Option",
+    "PrivacyConfig",
+    "ScanConfig",
+    "bundled_rules_dir",
+    "example",
+    "home_dirs",
+    "load",
+    "show",
+]
+
+_HOME_ENV = "ENDPOINT_AGENT_HOME"
+_PERIODS = ("month", "week", "day")
+_LOG_FORMATS = ("auto", "json", "console")
+_LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    """One configuration option: where it lives, its type, default and meaning."""
+
+    section: str
+    name: str
+    type: type
+    default: object
+    doc: str
+    choices: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ScanConfig:
+    """``[scan]``: how on-demand and background scans run."""
+
+    jobs: int = 0
+    rules_dir: str = ""
+    cache: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class PrivacyConfig:
+    """``[privacy]``: pseudonym rotation and the minimization policy file."""
+
+    pseudonym_period: str = "month"
+    policy_file: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class LogConfig:
+    """``[log]``: level and format of the structured log on standard error."""
+
+    level: str = "info"
+    format: str = "auto"
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """The whole configuration, plus the directories it was resolved against."""
+
+    state_dir: Path
+    config_file: Path
+    scan: ScanConfig = field(default_factory=ScanConfig)
+    limits: ScanLimits = DEFAULT_LIMITS
+    privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+
+    @property
+    def rules_dir(self) -> Path:
+        """The rules directory in force: the configured one, else the bundled rules."""
+        return Path(self.scan.rules_dir).expanduser() if self.scan.rules_dir else bundled_rules_dir()
+
+    @property
+    def jobs(self) -> int:
+        """Worker processes to use: the configured count, else one per core."""
+        return self.scan.jobs or (os.cpu_count() or 1)
+
+
+def _table() -> tuple[Option, ...]:
+    opts: list[Option] = [
+        Option("scan", "jobs", int, 0, "scan worker processes; 0 means one per core"),
+        Option(
+            "scan", "rules_dir", str, "", "directory of *.yar, *.hsb and *.hdb files; empty: bundled rules"
+        ),
+        Option(
+            "scan",
+            "cache",
+            bool,
+            default=True,
+            doc="reuse verdicts of unchanged files (device, inode, size, times)",
+        ),
+        Option("privacy", "pseudonym_period", str, "month", "rotation of the device pseudonym", _PERIODS),
+        Option(
+            "privacy", "policy_file", str, "", "minimization policy TOML; empty: bundled rules/policy.toml"
+        ),
+        Option("log", "level", str, "info", "log level", _LOG_LEVELS),
+        Option("log", "format", str, "auto", "json, console, or auto (console on a terminal)", _LOG_FORMATS),
+    ]
+    docs = {
+        "max_file_size": "largest object scanned, bytes",
+        "max_scan_size": "most bytes scanned per object including archive members",
+        "max_recursion": "deepest archive nesting followed",
+        "max_files": "most archive members scanned per object",
+        "max_scan_time": "seconds per object before its worker is stopped",
+        "max_compression_ratio": "largest member uncompressed/compressed ratio (bomb guard)",
+        "ratio_floor": "bytes a member may inflate to before the ratio guard applies",
+        "max_extract_chars": "most characters of text examined for personal data",
+    }
+    for f in fields(ScanLimits):
+        default = getattr(DEFAULT_LIMITS, f.name)
+        opts.append(Option("limits", f.name, type(default), default, docs[f.name]))
+    return tuple(opts)
+
+
+OPTIONS: tuple[Option, ...] = _table()
+_SECTIONS = {"scan": ScanConfig, "privacy": PrivacyConfig, "log": LogConfig, "limits": ScanLimits}
+
+
+def home_dirs() -> tuple[Path, Path]:
+    """Return (state_dir, config_dir): ``$ENDPOINT_AGENT_HOME`` for both, else the platform's dirs."""
+    home = os.environ.get(_HOME_ENV)
+    if home:
+        path = Path(home).expanduser()
+        return path, path
+    return (
+        Path(platformdirs.user_data_dir("endpoint-agent", appauthor=False)),
+        Path(platformdirs.user_config_dir("endpoint-agent", appauthor=False)),
+    )
+
+
+def bundled_rules_dir() -> Path:
+    """Return the rules shipped with the agent (installed package data, else the source tree's ``rules/``)."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "bundled_rules", here.parent / "rules"):
+        if candidate.is_dir():
+            return candidate
+    raise ConfigError("bundled rules not found; set [scan] rules_dir or pass --rules")
+
+
+def load(config_file: Path | None = None) -> Config:
+    """Load ``agent.toml`` (or ``config_file``); a missing default file means all defaults."""
+    state_dir, config_dir = home_dirs()
+    path = config_file or config_dir / "agent.toml"
+    raw: dict[str, Any] = {}
+    if config_file is not None or path.exists():
+        raw = _read_toml(path)
+    return _build(raw, state_dir, path)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file not found: {path}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    except OSError as exc:
+        raise ConfigError(f"{path}: {exc.strerror}") from exc
+
+
+def _build(raw: dict[str, Any], state_dir: Path, path: Path) -> Config:
+    sections: dict[str, object] = {}
+    for section, value in raw.items():
+        if section not in _SECTIONS:
+            raise ConfigError(f"{path}: unknown key {section!r}")
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path}: {section!r} must be a table")
+        sections[section] = _section(section, value, path)
+    config = Config(state_dir=state_dir, config_file=path, **sections)  # type: ignore[arg-type]
+    _check(config, path)
+    return config
+
+
+def _section(section: str, values: dict[str, Any], path: Path) -> object:
+    known = {o.name: o for o in OPTIONS if o.section == section}
+    checked: dict[str, object] = {}
+    for key, value in values.items():
+        opt = known.get(key)
+        if opt is None:
+            raise ConfigError(f"{path}: unknown key {section}.{key!r}")
+        checked[key] = _coerce(opt, value, path)
+    cls = _SECTIONS[section]
+    return replace(DEFAULT_LIMITS, **checked) if cls is ScanLimits else cls(**checked)
+
+
+def _coerce(opt: Option, value: object, path: Path) -> object:
+    where = f"{path}: {opt.section}.{opt.name}"
+    if opt.type is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if type(value) is not opt.type:
+        raise ConfigError(f"{where} must be {opt.type.__name__}, not {type(value).__name__}")
+    if opt.choices and value not in opt.choices:
+        raise ConfigError(f"{where} must be one of {', '.join(opt.choices)}")
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
+        raise ConfigError(f"{where} must not be negative")
+    return value
+
+
+def _check(config: Config, path: Path) -> None:
+    limits = config.limits
+    if limits.max_scan_size < limits.max_file_size:
+        raise ConfigError(f"{path}: limits.max_scan_size must be >= limits.max_file_size")
+    if limits.max_scan_time <= 0:
+        raise ConfigError(f"{path}: limits.max_scan_time must be positive")
+    if limits.max_compression_ratio < 1:
+        raise ConfigError(f"{path}: limits.max_compression_ratio must be at least 1")
+
+
+def example() -> str:
+    """Return a commented ``agent.toml`` holding every option at its default."""
+    lines: list[str] = []
+    for section in _SECTIONS:
+        lines.append(f"[{section}]")
+        for opt in (o for o in OPTIONS if o.section == section):
+            choices = f" ({' | '.join(opt.choices)})" if opt.choices else ""
+            lines.append(f"# {opt.doc}{choices}")
+            lines.append(f"{opt.name} = {_toml_value(opt.default)}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def show(config: Config) -> str:
+    """Return the configuration in force as TOML, with the resolved directories as comments."""
+    lines = [f"# config file: {config.config_file}", f"# state dir:   {config.state_dir}", ""]
+    for section in _SECTIONS:
+        lines.append(f"[{section}]")
+        values = getattr(config, section)
+        lines.extend(
+            f"{o.name} = {_toml_value(getattr(values, o.name))}" for o in OPTIONS if o.section == section
+        )
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _toml_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return repr(value)

@@ -1,0 +1,88 @@
+"""Keyed pseudonyms: ``HMAC-SHA256(HKDF(master_secret, domain), period)``.
+
+The master secret is 256 random bits, created on first use in a 0600 file under the state dir. It
+never leaves the device and is never derived from hardware. Each use gets its own key through HKDF
+(one ``info`` label per domain), so a key for log tokens cannot be turned into the device pseudonym.
+The period rotates (monthly by default), so records of two periods cannot be linked without the
+secret. Deleting the secret crypto-shreds every pseudonym.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import os
+import secrets
+from pathlib import Path
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from agent.errors import ConfigError
+
+__all__ = ["SECRET_BYTES", "MasterSecret", "period_label"]
+
+SECRET_BYTES = 32
+_FILE = "master.key"
+
+
+def period_label(when: dt.datetime, period: str) -> str:
+    """Return the rotation period containing ``when`` (UTC): ``2026-11``, ``2026-W48`` or ``2026-11-29``."""
+    when = when.astimezone(dt.UTC)
+    if period == "month":
+        return f"{when.year:04d}-{when.month:02d}"
+    if period == "week":
+        year, week, _ = when.isocalendar()
+        return f"{year:04d}-W{week:02d}"
+    if period == "day":
+        return when.strftime("%Y-%m-%d")
+    raise ConfigError(f"unknown pseudonym period {period!r}")
+
+
+class MasterSecret:
+    """The install's master secret, loaded (or created) from ``state_dir``."""
+
+    def __init__(self, secret: bytes) -> None:
+        if len(secret) != SECRET_BYTES:
+            raise ConfigError("master secret must be 32 bytes")
+        self._secret = secret
+
+    @classmethod
+    def load_or_create(cls, state_dir: Path) -> MasterSecret:
+        """Read ``state_dir/master.key``, creating it (0600, exclusively) when absent."""
+        path = state_dir / _FILE
+        state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        except FileExistsError:
+            return cls(_read_secret(path))
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(secrets.token_bytes(SECRET_BYTES))
+            fh.flush()
+            os.fsync(fh.fileno())
+        return cls(_read_secret(path))
+
+    def key(self, domain: str) -> bytes:
+        """Derive the 32-byte key for ``domain`` (``verdicts``, ``logs``, ...) with HKDF-SHA256."""
+        hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=domain.encode())
+        return hkdf.derive(self._secret)
+
+    def pseudonym(self, domain: str, period: str) -> str:
+        """Return the pseudonym for ``domain`` in ``period``: 128 bits of HMAC-SHA256, hex."""
+        mac = hmac.new(self.key(domain), period.encode(), hashlib.sha256)
+        return mac.hexdigest()[:32]
+
+
+def _read_secret(path: Path) -> bytes:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError as exc:
+        raise ConfigError(f"cannot read master secret {path}: {exc.strerror}") from exc
+    with os.fdopen(fd, "rb") as fh:
+        if os.fstat(fh.fileno()).st_mode & 0o077:
+            raise ConfigError(f"master secret {path} is readable by others; expected mode 0600")
+        data = fh.read(SECRET_BYTES + 1)
+    if len(data) != SECRET_BYTES:
+        raise ConfigError(f"master secret {path} is damaged (expected 32 bytes)")
+    return data

@@ -1,0 +1,131 @@
+"""Typed, frozen values passed between the pipeline's stages.
+
+``ScanRequest`` (what to look at) → ``ScanResult`` (what the engine found) → ``Classification``
+(what kind of object, whose data) → ``Verdict`` (the decision) → a wire ``Record`` or nothing.
+``Outcome`` carries all of them for rendering and persistence. Nothing here is sent anywhere: the
+wire format lives in :mod:`agent.minimize.wire`.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from agent.minimize.wire import Record
+
+__all__ = [
+    "Classification",
+    "DataClass",
+    "Detection",
+    "Outcome",
+    "ScanRequest",
+    "ScanResult",
+    "Source",
+    "StatKey",
+    "Verdict",
+    "VerdictKind",
+]
+
+
+class Source(enum.StrEnum):
+    """Where a scan request came from."""
+
+    ON_DEMAND = "on_demand"
+    STREAM = "stream"
+    ON_ACCESS = "on_access"
+    PROGRAM = "program"
+
+
+class VerdictKind(enum.StrEnum):
+    """The verdicts. ``unscanned`` and ``error`` are never ``clean``."""
+
+    CLEAN = "clean"
+    SUSPICIOUS = "suspicious"
+    MALICIOUS = "malicious"
+    UNSCANNED = "unscanned"
+    ERROR = "error"
+
+
+class DataClass(enum.StrEnum):
+    """Whether an object holds personal data (by detector evidence or by policy)."""
+
+    PERSONAL = "personal"
+    NON_PERSONAL = "non_personal"
+
+
+@dataclass(frozen=True, slots=True)
+class StatKey:
+    """Identity of a file version: the verdict-cache key, with the rules version added."""
+
+    device: int
+    inode: int
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class ScanRequest:
+    """One object to scan: a file path (local only) and, for files, the stat taken when it was found."""
+
+    path: str
+    source: Source = Source.ON_DEMAND
+    stat: StatKey | None = None
+    display: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Detection:
+    """One finding. ``member`` is the archive member path (local only); ``severity`` from rule metadata."""
+
+    name: str
+    source: str
+    severity: str = "high"
+    member: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ScanResult:
+    """What the engine found in one object and its archive members."""
+
+    size: int
+    sha256: str | None
+    detections: tuple[Detection, ...] = ()
+    errors: tuple[str, ...] = ()
+    members: int = 0
+    bytes_scanned: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Classification:
+    """The object's kind and personal-data evidence (counts only; values never leave the worker)."""
+
+    kind: str
+    fmt: str
+    data_class: DataClass
+    personal_data: dict[str, int] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """The decision on one object, with the detections and the reason it was not clean, if any."""
+
+    kind: VerdictKind
+    detections: tuple[Detection, ...] = ()
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """Everything known about one scanned object, for output and persistence."""
+
+    request: ScanRequest
+    verdict: Verdict
+    result: ScanResult | None
+    classification: Classification | None
+    record: Record | None
+    duration: float
+    cached: bool = False

@@ -1,0 +1,123 @@
+"""The local store: one SQLite file (WAL) holding the verdict cache and the outbox.
+
+A verdict and the upstream record it produced are written in one transaction, so a crash can never
+leave a record without its verdict or the reverse. The store holds no paths or file names: the
+cache is keyed by a digest of (device, inode, size, mtime_ns, ctime_ns) and the rules version, and
+outbox rows are wire records, which by construction carry nothing personal.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from agent.minimize.wire import Record, decode_record, encode_record
+from agent.model import StatKey
+
+__all__ = ["CachedVerdict", "Store"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS verdict_cache (
+    key BLOB PRIMARY KEY,
+    ruleset TEXT NOT NULL,
+    created INTEGER NOT NULL,
+    value TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS outbox (
+    record_id TEXT PRIMARY KEY,
+    purpose TEXT NOT NULL,
+    created INTEGER NOT NULL,
+    body BLOB NOT NULL
+);
+"""
+_LOOKUP_CHUNK = 500
+
+
+@dataclass(frozen=True, slots=True)
+class CachedVerdict:
+    """A cache entry: the earlier outcome's fields as a JSON-able mapping."""
+
+    value: dict[str, object]
+
+
+class Store:
+    """The agent's SQLite store under the state dir (created 0600)."""
+
+    def __init__(self, path: Path, ruleset: str) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if not path.exists():
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600))
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA busy_timeout=5000")
+        self._db.executescript(_SCHEMA)
+        self._ruleset = ruleset
+        self._db.execute("DELETE FROM verdict_cache WHERE ruleset != ?", (ruleset,))
+
+    def close(self) -> None:
+        """Close the database."""
+        self._db.close()
+
+    def cache_key(self, stat: StatKey) -> bytes:
+        """The cache key of a file version under the current rules."""
+        text = f"{stat.device}:{stat.inode}:{stat.size}:{stat.mtime_ns}:{stat.ctime_ns}:{self._ruleset}"
+        return hashlib.blake2b(text.encode(), digest_size=16).digest()
+
+    def lookup(self, stats: Sequence[StatKey]) -> dict[StatKey, CachedVerdict]:
+        """Return the cached verdicts of those file versions that have one."""
+        keys = {self.cache_key(s): s for s in stats}
+        found: dict[StatKey, CachedVerdict] = {}
+        key_list = list(keys)
+        for start in range(0, len(key_list), _LOOKUP_CHUNK):
+            chunk = key_list[start : start + _LOOKUP_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            rows = self._db.execute(f"SELECT key, value FROM verdict_cache WHERE key IN ({marks})", chunk)  # noqa: S608 - only '?' marks are interpolated
+            for key, value in rows:
+                found[keys[key]] = CachedVerdict(json.loads(value))
+        return found
+
+    def persist(
+        self, verdicts: Iterable[tuple[StatKey, dict[str, object]]], records: Iterable[Record]
+    ) -> None:
+        """Write verdicts to the cache and records to the outbox, in one transaction."""
+        now = int(time.time())
+        with self._transaction():
+            self._db.executemany(
+                "INSERT OR REPLACE INTO verdict_cache (key, ruleset, created, value) VALUES (?, ?, ?, ?)",
+                [(self.cache_key(s), self._ruleset, now, json.dumps(v)) for s, v in verdicts],
+            )
+            self._db.executemany(
+                "INSERT OR IGNORE INTO outbox (record_id, purpose, created, body) VALUES (?, ?, ?, ?)",
+                [(r.record_id, r.purpose, now, encode_record(r)) for r in records],
+            )
+
+    def outbox(self, limit: int = 1000) -> list[Record]:
+        """Return the oldest queued records."""
+        rows = self._db.execute("SELECT body FROM outbox ORDER BY created, record_id LIMIT ?", (limit,))
+        return [decode_record(body) for (body,) in rows]
+
+    def outbox_depth(self) -> int:
+        """How many records wait in the outbox."""
+        (count,) = self._db.execute("SELECT count(*) FROM outbox").fetchone()
+        return int(count)
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self._db)
+
+
+class _Transaction:
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __enter__(self) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        self._db.execute("ROLLBACK" if exc_type else "COMMIT")

@@ -1,0 +1,64 @@
+"""Shared fixtures: generated samples (never stored malware), an isolated agent home, a CLI runner."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+import samples
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def eicar() -> bytes:
+    return samples.eicar()
+
+
+@pytest.fixture
+def agent_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty ENDPOINT_AGENT_HOME for this test."""
+    home = tmp_path / "agent-home"
+    monkeypatch.setenv("ENDPOINT_AGENT_HOME", str(home))
+    return home
+
+
+def run_cli(
+    *args: str,
+    home: Path,
+    stdin: bytes | None = None,
+    timeout: float = 120,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[bytes]:
+    """Run ``python -m agent ARGS`` as a user would, with its own agent home."""
+    full_env = {**os.environ, "ENDPOINT_AGENT_HOME": str(home), **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "agent", *args],
+        input=stdin if stdin is not None else b"",
+        capture_output=True,
+        timeout=timeout,
+        env=full_env,
+        cwd=ROOT,
+        check=False,
+    )
+
+
+def json_lines(stdout: bytes) -> tuple[list[dict], dict]:
+    """Split ``scan --json`` output into object lines and the summary line."""
+    lines = [json.loads(line) for line in stdout.decode().splitlines() if line.strip()]
+    assert lines and lines[-1].get("summary") is True, stdout
+    return lines[:-1], lines[-1]
+
+
+@pytest.fixture(autouse=True)
+def _no_leaked_threads():
+    """Fail a test that leaves threads running behind it."""
+    before = set(threading.enumerate())
+    yield
+    leaked = [t for t in threading.enumerate() if t not in before and t.is_alive() and not t.daemon]
+    assert not leaked, f"threads leaked: {leaked}"

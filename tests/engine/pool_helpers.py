@@ -1,0 +1,22 @@
+"""Worker setups for the pool tests: importable by spawned workers, so they live in a module."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+
+def setup_echo(payload: object):
+    """A handler that echoes, crashes on 'crash', hangs on 'hang', and raises on 'raise'."""
+
+    def handle(item: str) -> str:
+        if item == "crash":
+            os.kill(os.getpid(), signal.SIGKILL)
+        if item == "hang":
+            time.sleep(3600)
+        if item == "exit":
+            os._exit(3)
+        return f"{payload}:{item}"
+
+    return handle

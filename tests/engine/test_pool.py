@@ -1,0 +1,49 @@
+"""The worker pool contains crashes and hangs and keeps going."""
+
+from __future__ import annotations
+
+import pool_helpers
+import pytest
+
+from agent.engine import Failure, WorkerPool
+
+
+def _run(items, jobs=2, timeout=5.0):
+    with WorkerPool(jobs, pool_helpers.setup_echo, "p", timeout) as pool:
+        results = dict(pool.map_unordered(items))
+        return results, pool.restarts
+
+
+def test_every_item_gets_a_result():
+    """Each of many items yields exactly one result, computed by a worker."""
+    items = [f"i{n}" for n in range(500)]
+    results, restarts = _run(items)
+    assert results == {i: f"p:{i}" for i in items}
+    assert restarts == 0
+
+
+@pytest.mark.parametrize("bad", ["crash", "exit"])
+def test_a_crashing_item_fails_alone(bad):
+    """A worker that dies takes only its current item with it; the rest still get results."""
+    items = [f"a{n}" for n in range(40)] + [bad] + [f"b{n}" for n in range(40)]
+    results, restarts = _run(items)
+    assert isinstance(results[bad], Failure)
+    assert results[bad].kind == "crashed"
+    assert "SIGKILL" in results[bad].detail or "status 3" in results[bad].detail
+    assert restarts == 1
+    assert all(results[i] == f"p:{i}" for i in items if i != bad)
+
+
+def test_a_hanging_item_times_out_and_the_pool_recovers():
+    """An item past the time limit is reported as a timeout and its worker is replaced."""
+    items = ["x1", "hang", "x2", "x3"]
+    results, restarts = _run(items, jobs=1, timeout=1.0)
+    assert results["hang"] == Failure("timeout", "scan time limit exceeded")
+    assert [results[i] for i in ("x1", "x2", "x3")] == ["p:x1", "p:x2", "p:x3"]
+    assert restarts == 1
+
+
+def test_empty_input_yields_nothing():
+    """No items, no results, no hang."""
+    results, _ = _run([])
+    assert results == {}
