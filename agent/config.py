@@ -195,7 +195,7 @@ def _build(raw: dict[str, Any], state_dir: Path, path: Path) -> Config:
 
 def _section(section: str, values: dict[str, Any], path: Path) -> object:
     known = {o.name: o for o in OPTIONS if o.section == section}
-    checked: dict[str, object] = {}
+    checked: dict[str, Any] = {}
     for key, value in values.items():
         opt = known.get(key)
         if opt is None:

@@ -4,13 +4,17 @@
 (what kind of object, whose data) → ``Verdict`` (the decision) → a wire ``Record`` or nothing.
 ``Outcome`` carries all of them for rendering and persistence. Nothing here is sent anywhere: the
 wire format lives in :mod:`agent.minimize.wire`.
+
+The values are frozen msgspec structs rather than dataclasses: they cross a process boundary for
+every scanned object, and a struct unpickles about ten times faster than a frozen slotted dataclass.
 """
 
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
+
+import msgspec
 
 if TYPE_CHECKING:
     from agent.minimize.wire import Record
@@ -55,8 +59,7 @@ class DataClass(enum.StrEnum):
     NON_PERSONAL = "non_personal"
 
 
-@dataclass(frozen=True, slots=True)
-class StatKey:
+class StatKey(msgspec.Struct, frozen=True, gc=False):
     """Identity of a file version: the verdict-cache key, with the rules version added."""
 
     device: int
@@ -66,8 +69,7 @@ class StatKey:
     ctime_ns: int
 
 
-@dataclass(frozen=True, slots=True)
-class ScanRequest:
+class ScanRequest(msgspec.Struct, frozen=True, gc=False):
     """One object to scan: a file path (local only) and, for files, the stat taken when it was found."""
 
     path: str
@@ -76,8 +78,7 @@ class ScanRequest:
     display: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class Detection:
+class Detection(msgspec.Struct, frozen=True, gc=False):
     """One finding. ``member`` is the archive member path (local only); ``severity`` from rule metadata."""
 
     name: str
@@ -86,8 +87,7 @@ class Detection:
     member: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class ScanResult:
+class ScanResult(msgspec.Struct, frozen=True, gc=False):
     """What the engine found in one object and its archive members."""
 
     size: int
@@ -98,19 +98,17 @@ class ScanResult:
     bytes_scanned: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class Classification:
+class Classification(msgspec.Struct, frozen=True):
     """The object's kind and personal-data evidence (counts only; values never leave the worker)."""
 
     kind: str
     fmt: str
     data_class: DataClass
-    personal_data: dict[str, int] = field(default_factory=dict)
+    personal_data: dict[str, int] = msgspec.field(default_factory=dict)
     notes: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class Verdict:
+class Verdict(msgspec.Struct, frozen=True, gc=False):
     """The decision on one object, with the detections and the reason it was not clean, if any."""
 
     kind: VerdictKind
@@ -118,8 +116,7 @@ class Verdict:
     reason: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
+class Outcome(msgspec.Struct, frozen=True):
     """Everything known about one scanned object, for output and persistence."""
 
     request: ScanRequest

@@ -167,7 +167,7 @@ def _fileobj(data: bytes | mmap.mmap) -> IO[bytes]:
 
 def _open_stream(fmt: str, raw: IO[bytes]) -> IO[bytes]:
     if fmt == "gzip":
-        return gzip.GzipFile(fileobj=raw, mode="rb")
+        return cast("IO[bytes]", gzip.GzipFile(fileobj=raw, mode="rb"))
     if fmt == "bzip2":
         return bz2.BZ2File(raw)
     return lzma.LZMAFile(raw)

@@ -2,11 +2,13 @@
 
 YARA-X holds the GIL for a whole scan and its ``Scanner`` may not change threads, so scanning runs in
 worker processes, each with its own scanner. Unlike ``concurrent.futures``, one dying worker does not
-break the pool: the item it held gets a failure result (``crashed`` or ``timeout``), the items queued
-behind it go to the next worker, and a fresh worker takes its place.
+break the pool: the item it was on gets a failure result (``crashed`` or ``timeout``), the other items
+it held go back to the queue, and a fresh worker takes its place.
 
-Items go out in small batches (fewer round trips) and results come back one by one, so the parent
-always knows which item a worker is on and since when.
+Items go out in small batches and results come back in groups at most a few milliseconds old, so the
+parent wakes rarely. Before each item a worker writes the item's index and start time into a small
+shared-memory slot, so the parent always knows exactly which item a worker is on and since when,
+even while that item's neighbours' results are still buffered.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from multiprocessing.process import BaseProcess
-from typing import Any, Generic, TypeVar
+from multiprocessing.sharedctypes import RawArray
+from typing import Any, Generic, Protocol, TypeVar
 
 __all__ = ["Failure", "WorkerPool"]
 
@@ -28,7 +31,16 @@ Req = TypeVar("Req")
 Res = TypeVar("Res")
 
 _BATCH = 16
+_FLUSH = 0.005  # seconds a finished result may wait in the worker before it is sent
+_IDLE = -1.0
 _CTX = multiprocessing.get_context("spawn")
+
+
+class _Slot(Protocol):
+    """A shared ``RawArray('d', 2)``: the index of the item being scanned and its start time."""
+
+    def __getitem__(self, i: int, /) -> float: ...
+    def __setitem__(self, i: int, value: float, /) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,27 +55,48 @@ class Failure:
 class _Worker(Generic[Req]):
     proc: BaseProcess
     conn: multiprocessing.connection.Connection
+    slot: _Slot  # [index of the item being scanned, its start on CLOCK_MONOTONIC]
     inflight: deque[tuple[int, Req]] = field(default_factory=deque)
-    since: float = 0.0  # when the item at the head of ``inflight`` started
+
+    def current(self) -> tuple[int, float] | None:
+        """The index and start time of the item this worker is on, if it is one we await."""
+        started, index = self.slot[1], int(self.slot[0])  # start first: a racing update only delays
+        if index < 0 or not any(i == index for i, _ in self.inflight):
+            return None
+        return index, started
 
 
 def _worker_main(
-    conn: multiprocessing.connection.Connection,
-    setup: Callable[[Any], Callable[[Any], Any]],
-    payload: Any,  # noqa: ANN401 - opaque to the pool, typed by the caller's setup()
+    conn: multiprocessing.connection.Connection, setup: Callable[[Any], Callable[[Any], Any]], slot: _Slot
 ) -> None:
-    """Worker process: build the handler once, then answer batches until told to stop."""
+    """Worker process: receive the payload, build the handler once, then answer batches until told to stop."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when workers stop
-    handle = setup(payload)
-    while True:
-        try:
-            batch = conn.recv()
-        except (EOFError, OSError):
-            return
-        if batch is None:
-            return
-        for index, item in batch:
-            conn.send((index, handle(item)))
+    try:
+        handle = setup(conn.recv())
+        while (batch := conn.recv()) is not None:
+            _answer(conn, handle, batch, slot)
+    except (EOFError, OSError):
+        return
+
+
+def _answer(
+    conn: multiprocessing.connection.Connection,
+    handle: Callable[[Any], Any],
+    batch: list[tuple[int, Any]],
+    slot: _Slot,
+) -> None:
+    done: list[tuple[int, Any]] = []
+    flushed = time.monotonic()
+    for index, item in batch:
+        slot[1] = time.monotonic()
+        slot[0] = index
+        done.append((index, handle(item)))
+        if time.monotonic() - flushed > _FLUSH:
+            conn.send(done)
+            done, flushed = [], time.monotonic()
+    slot[0] = _IDLE
+    if done:
+        conn.send(done)
 
 
 class WorkerPool(Generic[Req, Res]):
@@ -86,9 +119,14 @@ class WorkerPool(Generic[Req, Res]):
         self._timeout = timeout
         self._workers: list[_Worker[Req]] = []
         self.restarts = 0
+        self._fruitless = 0  # restarts since the last result: a worker that cannot start at all
 
     def __enter__(self) -> WorkerPool[Req, Res]:
+        # Start every process first, then hand out the payload: the workers import in parallel
+        # instead of the parent waiting for each in turn.
         self._workers = [self._spawn() for _ in range(self._jobs)]
+        for w in self._workers:
+            self._send_payload(w)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -110,10 +148,15 @@ class WorkerPool(Generic[Req, Res]):
 
     def _spawn(self) -> _Worker[Req]:
         parent, child = _CTX.Pipe()
-        proc = _CTX.Process(target=_worker_main, args=(child, self._setup, self._payload), daemon=True)
+        slot: _Slot = RawArray("d", [_IDLE, 0.0])
+        proc = _CTX.Process(target=_worker_main, args=(child, self._setup, slot), daemon=True)
         proc.start()
         child.close()
-        return _Worker(proc=proc, conn=parent)
+        return _Worker(proc=proc, conn=parent, slot=slot)
+
+    def _send_payload(self, w: _Worker[Req]) -> None:
+        with contextlib.suppress(OSError, ValueError):  # a worker that died at start is noticed later
+            w.conn.send(self._payload)
 
     def map_unordered(self, items: Iterable[Req]) -> Iterator[tuple[Req, Res | Failure]]:
         """Yield ``(item, result)`` as results arrive; a failed item yields a :class:`Failure`."""
@@ -135,8 +178,6 @@ class WorkerPool(Generic[Req, Res]):
             if len(w.inflight) >= _BATCH or not pending:
                 continue
             batch = [pending.popleft() for _ in range(min(_BATCH, len(pending)))]
-            if not w.inflight:
-                w.since = time.monotonic()
             w.inflight.extend(batch)
             with contextlib.suppress(OSError, ValueError):  # a dead worker is noticed by _collect
                 w.conn.send(batch)
@@ -144,46 +185,58 @@ class WorkerPool(Generic[Req, Res]):
     def _collect(
         self, busy: list[_Worker[Req]], pending: deque[tuple[int, Req]]
     ) -> Iterator[tuple[Req, Res | Failure]]:
-        now = time.monotonic()
-        wait_for = max(0.0, min(w.since + self._timeout - now for w in busy))
+        deadlines = [self._deadline(w) for w in busy]
+        wait_for = max(0.0, min(deadlines) - time.monotonic())
         ready = multiprocessing.connection.wait([w.conn for w in busy], timeout=wait_for)
         for w in busy:
             if w.conn in ready:
                 yield from self._receive(w, pending)
-            elif time.monotonic() - w.since > self._timeout:
-                yield self._replace(w, pending, Failure("timeout", "scan time limit exceeded"))
+            elif (current := w.current()) is not None and time.monotonic() > current[1] + self._timeout:
+                yield from self._replace(w, pending, Failure("timeout", "scan time limit exceeded"))
+
+    def _deadline(self, w: _Worker[Req]) -> float:
+        current = w.current()
+        return (current[1] if current else time.monotonic()) + self._timeout
 
     def _receive(
         self, w: _Worker[Req], pending: deque[tuple[int, Req]]
     ) -> Iterator[tuple[Req, Res | Failure]]:
         try:
-            while w.conn.poll():
-                index, result = w.conn.recv()
-                head_index, item = w.inflight.popleft()
-                if head_index != index:  # pragma: no cover - protocol invariant
-                    raise RuntimeError("worker answered out of order")
-                w.since = time.monotonic()
-                yield item, result
-                if not w.inflight:
-                    return
+            while w.inflight and w.conn.poll():
+                for index, result in w.conn.recv():
+                    head_index, item = w.inflight.popleft()
+                    if head_index != index:  # pragma: no cover - protocol invariant
+                        raise RuntimeError("worker answered out of order")
+                    self._fruitless = 0
+                    yield item, result
         except (EOFError, OSError):
             w.proc.join(1.0)
-            yield self._replace(w, pending, Failure("crashed", _exit_reason(w.proc)))
+            yield from self._replace(w, pending, Failure("crashed", _exit_reason(w.proc)))
 
     def _replace(
         self, w: _Worker[Req], pending: deque[tuple[int, Req]], failure: Failure
-    ) -> tuple[Req, Failure]:
-        """Kill ``w``, fail its current item, requeue the rest, and start a fresh worker."""
-        _index, item = w.inflight.popleft()
-        pending.extendleft(reversed(w.inflight))
-        w.inflight.clear()
+    ) -> Iterator[tuple[Req, Failure]]:
+        """Kill ``w``, fail the item it was on, requeue the others, and start a fresh worker."""
+        current = w.current()
         if w.proc.is_alive():
             w.proc.kill()
         w.proc.join()
         w.conn.close()
-        self._workers[self._workers.index(w)] = self._spawn()
+        on = current[0] if current is not None else None
+        failed = [(i, item) for i, item in w.inflight if i == on]
+        pending.extendleft(reversed([(i, item) for i, item in w.inflight if i != on]))
+        w.inflight.clear()
         self.restarts += 1
-        return item, failure
+        self._fruitless += 1
+        if self._fruitless > 3 * self._jobs:  # workers die before any item: fail the queue, stop
+            failed += list(pending)
+            pending.clear()
+            failure = Failure("crashed", f"workers keep failing to start ({failure.detail})")
+        fresh = self._spawn()
+        self._send_payload(fresh)
+        self._workers[self._workers.index(w)] = fresh
+        for _, item in failed:
+            yield item, failure
 
 
 def _refill(pending: deque[tuple[int, Any]], source: Iterator[tuple[int, Any]], want: int) -> bool:

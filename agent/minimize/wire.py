@@ -21,7 +21,7 @@ __all__ = [
     "encode_record",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Literal[1] = 1
 _HEX32 = r"^[0-9a-f]{32}$"
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$"
 _VERSION = r"^[A-Za-z0-9_.\-/ ]{1,64}$"

@@ -20,3 +20,8 @@ def setup_echo(payload: object):
         return f"{payload}:{item}"
 
     return handle
+
+
+def setup_broken(payload: object):
+    """A worker whose setup dies, as with a damaged rules blob."""
+    os._exit(7)

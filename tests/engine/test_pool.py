@@ -47,3 +47,20 @@ def test_empty_input_yields_nothing():
     """No items, no results, no hang."""
     results, _ = _run([])
     assert results == {}
+
+
+def test_results_buffered_before_a_crash_are_not_misattributed():
+    """Items finished just before a crash are rescanned, not failed: only the crashing item fails."""
+    items = ["a", "b", "c", "crash", "d"]
+    results, restarts = _run(items, jobs=1)
+    assert isinstance(results["crash"], Failure)
+    assert {k: v for k, v in results.items() if k != "crash"} == {i: f"p:{i}" for i in "abcd"}
+    assert restarts == 1
+
+
+def test_workers_that_cannot_start_fail_the_queue_instead_of_looping():
+    """When every worker dies before any item, the pool gives up with a clear failure, not a loop."""
+    with WorkerPool(1, pool_helpers.setup_broken, None, 5.0) as pool:
+        results = dict(pool.map_unordered(["x", "y"]))
+    assert set(results) == {"x", "y"}
+    assert all(isinstance(r, Failure) and "failing to start" in r.detail for r in results.values())
