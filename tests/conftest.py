@@ -34,11 +34,12 @@ def run_cli(
     stdin: bytes | None = None,
     timeout: float = 120,
     env: dict[str, str] | None = None,
+    prefix: tuple[str, ...] = (),
 ) -> subprocess.CompletedProcess[bytes]:
     """Run ``python -m agent ARGS`` as a user would, with its own agent home."""
     full_env = {**os.environ, "ENDPOINT_AGENT_HOME": str(home), **(env or {})}
     return subprocess.run(
-        [sys.executable, "-m", "agent", *args],
+        [*prefix, sys.executable, "-m", "agent", *args],
         input=stdin if stdin is not None else b"",
         capture_output=True,
         timeout=timeout,
@@ -46,6 +47,13 @@ def run_cli(
         cwd=ROOT,
         check=False,
     )
+
+
+def without_dac_override() -> tuple[str, ...]:
+    """A command prefix under which file permissions apply, even to root (drops CAP_DAC_*)."""
+    if os.geteuid() != 0:
+        return ()
+    return ("setpriv", "--bounding-set=-dac_override,-dac_read_search", "--inh-caps=-all")
 
 
 def json_lines(stdout: bytes) -> tuple[list[dict], dict]:

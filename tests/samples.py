@@ -39,7 +39,7 @@ def nested_zip(data: bytes, depth: int, name: str = "eicar.com") -> bytes:
 
 def tar_of(members: dict[str, bytes], mode: str = "w") -> bytes:
     buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode=mode) as tf:
+    with tarfile.open(fileobj=buf, mode=mode) as tf:  # type: ignore[call-overload]  # mode is one of w, w:gz, w:bz2, w:xz
         for name, data in members.items():
             info = tarfile.TarInfo(name)
             info.size = len(data)

@@ -101,10 +101,15 @@ def archive_format(head: bytes) -> str | None:
 def members(data: bytes | mmap.mmap, fmt: str, budget: Budget, name: str = "") -> Iterator[Member | Skipped]:
     """Yield the members of an archive ``data`` of format ``fmt`` (from :func:`archive_format`)."""
     walker = {"zip": _zip_members, "tar": _tar_members}.get(fmt)
-    if walker is not None:
-        yield from walker(data, budget)
-    else:
-        yield from _stream_member(data, fmt, budget, name)
+    try:
+        if walker is not None:
+            yield from walker(data, budget)
+        else:
+            yield from _stream_member(data, fmt, budget, name)
+    except ScanError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the parser boundary: any parser failure is one object's error
+        raise ScanError(f"corrupt {fmt} archive ({type(exc).__name__})") from exc
 
 
 def _zip_members(data: bytes | mmap.mmap, budget: Budget) -> Iterator[Member | Skipped]:

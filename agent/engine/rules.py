@@ -8,6 +8,7 @@ files may reuse a rule name. Compile errors name the file, line and column.
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import io
 import os
 import re
@@ -21,7 +22,15 @@ from agent.errors import RulesError
 
 __all__ = ["ENGINE_VERSION", "RuleSet", "load_rules"]
 
-ENGINE_VERSION = f"endpoint-agent-engine/1 yara-x/{getattr(yara_x, '__version__', 'unknown')}"
+
+def _yara_x_version() -> str:
+    try:
+        return importlib.metadata.version("yara-x")
+    except importlib.metadata.PackageNotFoundError:  # a frozen build without package metadata
+        return "unknown"
+
+
+ENGINE_VERSION = f"endpoint-agent-engine/1 yara-x/{_yara_x_version()}"
 _YARA_SUFFIXES = (".yar", ".yara")
 _HASH_SUFFIXES = (".hsb", ".hdb")
 GLOBALS = {"member_name": ""}

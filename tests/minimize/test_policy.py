@@ -99,7 +99,7 @@ def test_records_are_unique(policy):
     ids = {
         minimize(verdict, _cls(DataClass.NON_PERSONAL), result, policy=policy, identity=IDENTITY).record_id
         for _ in range(50)
-    }  # type: ignore[union-attr]
+    }
     assert len(ids) == 50
 
 

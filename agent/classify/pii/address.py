@@ -1,0 +1,151 @@
+"""Postal addresses: a postcode line under a street line, or a street after an address label.
+
+A postcode alone is a five-digit number far too often, so it counts only as part of a block: the postcode
+(with its city, or after "City, ST" in the US) starts a line or a comma-separated segment and the line or
+segment before it is a street with a house number ("Hauptstr. 5", "12 High Street"), or an address label
+is close before it. A street with a number also counts after an address key (``Address:``,
+``Anschrift:``, vCard ``ADR;TYPE=home:``) or in a column headed by one.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+from agent.classify.pii.keys import Keys, keyed
+from agent.classify.pii.tables import column_cells
+from agent.classify.pii.text import MAX_FINDINGS, boundary_label
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from agent.classify.pii.text import TextView
+
+__all__ = ["count_addresses"]
+
+_STATES = words(
+    "AL AK AZ AR CA CO CT DE FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE NV NH NJ NM NY "
+    "NC ND OH OK OR PA RI SC SD TN TX UT VT VA WA WV WI WY DC PR GU VI AS MP AA AE AP"
+)
+# First character before the look-behind, so that the regex engine skips ahead fast.
+_DIGIT_POSTCODE = re.compile(
+    r"[0-9](?<![\w-].)(?:(?P<five>[0-9]{4}(?:-[0-9]{4})?)|(?P<nl>[0-9]{3}[ ]?[A-Z]{2})|(?P<pl>[0-9]-[0-9]{3}))"
+    r"(?![\w-])"
+)
+_GB_POSTCODE = re.compile(r"[A-Z](?<![\w-].)[A-Z]?[0-9][A-Z0-9]?[ ]?[0-9][A-Z]{2}(?![\w-])")
+_SEGMENT_START = r"(?:^|(?<=[\n,;|\t\"]))[ \t]*"
+_CITY_WORDS = r"[^\W\d_][^\W\d_'-]*(?:[ .'-]{1,2}[^\W\d_]+){0,3}"
+_US_BEFORE = re.compile(
+    rf"{_SEGMENT_START}(?:[A-Z]{_CITY_WORDS},[ ]?(?P<state>[A-Z]{{2}})|[ADF]PO[ ]A[AEP])[ ]+\Z"
+)
+_CITY_BEFORE = re.compile(rf"{_SEGMENT_START}{_CITY_WORDS},?[ ]*\Z")
+_CITY_AFTER = re.compile(
+    r"(?:[ ]*,)?(?:[ ]+|[ ]*\r?\n[ \t]*)(?=[A-ZÀ-ÖØ-ÞĄĆĘŁŃÓŚŹŻ])[^\W\d_][\w'.-]*(?:[ ]+[\w'.()-]+){0,3}[ ]*"
+    r"(?=$|[\r\n,;|\t\"])"
+)
+_STREET_LINE = re.compile(
+    r"""[0-9]{1,5}[a-zA-Z]?(?:[-/][0-9]{1,5}[a-zA-Z]?)?,?[ ]+[^\W\d_][^\n]{1,60}
+      |[^\W\d_][^\n]{1,60}?[^\W\d_.],?\.?[ ]+(?:n(?:o|º|°|r)\.?[ ]?)?[0-9]{1,5}[a-zA-Z]?(?:[-/][0-9]{1,5}[a-zA-Z]?)?
+        (?:[ ,]+[^\n]{1,30})?""",
+    re.VERBOSE,
+)
+_LABELS = (
+    r"address|home address|postal address|mailing address|street address|billing address|shipping address|"
+    r"adresse|anschrift|wohnadresse|wohnort|postanschrift|adresse postale|domicile|"
+    r"indirizzo|residenza|domicilio|dirección|direccion|"
+    r"adres|woonadres|adres zamieszkania|miejsce zamieszkania"
+)
+_LABEL = boundary_label(_LABELS)
+_KEYS = Keys((phrase, "address") for phrase in _LABELS.split("|"))
+_HEADER = re.compile(
+    rf"(?:[\w ]{{0,20}}[ _.-])?(?:{_LABELS.replace(' ', r'[ _.-]*')})(?:[ _.-][\w ]{{0,20}})?"
+)
+_NOT_POSTAL = re.compile(
+    r"(?:ip|mac|e-?mail|memory|web|server|bind|listen|remote|local|base|return|wallet|ipv[46])[\W_]*\Z"
+)
+_LABELLED_STREET = re.compile(
+    r"[\s\"';,]*(?:[^\W\d_][^\n]{0,40}?[^\W\d_.]\.?,?[ ]+[0-9]{1,5}[a-zA-Z]?(?![\w.:-])"
+    r"|[0-9]{1,5}[a-zA-Z]?,?[ ]+[^\W\d_]{3,})"
+)
+_SEPARATORS = re.compile(r"[ \t]*[,;|\t][ \t]*")
+_BACK = 240
+
+
+def count_addresses(view: TextView, limit: int = MAX_FINDINGS) -> int:
+    """Count postal addresses (see the module docstring for the shapes that count)."""
+    found = 0
+    for match in view.finditer(_DIGIT_POSTCODE):
+        if found >= limit:
+            return found
+        found += _digit_block(view, match)
+    for match in view.finditer(_GB_POSTCODE):
+        if found >= limit:
+            return found
+        found += _block(view, match.start(), 3)
+    for start in _labelled_values(view):
+        if found >= limit:
+            return found
+        found += _LABELLED_STREET.match(view.text, start) is not None
+    for _, cells in column_cells(view, _HEADER):
+        found += sum(1 for cell in cells if _LABELLED_STREET.match(cell))
+    return min(found, limit)
+
+
+def _labelled_values(view: TextView) -> Iterator[int]:
+    """Yield where values of address keys start: ``Address:`` (not ``IP address:``) and vCard ``ADR``."""
+    for key in keyed(view, _KEYS):
+        if _NOT_POSTAL.search(view.lower, max(0, key.start - 12), key.start) is None:
+            yield key.value
+    lower, start = view.lower, 0
+    while (start := lower.find("adr", start)) >= 0:
+        line_start = start == 0 or lower[start - 1] in "\r\n"
+        colon = lower.find(":", start, start + 64)
+        if line_start and lower[start + 3 : start + 4] in (";", ":") and colon >= 0:
+            yield colon + 1
+        start += 3
+
+
+def _digit_block(view: TextView, match: re.Match[str]) -> bool:
+    """Return whether a numeric postcode closes an address block; find where its segment starts."""
+    text, start = view.text, match.start()
+    head = text[max(0, start - 60) : start].rstrip(" ")
+    if match.lastgroup == "five" and head[-2:] in _STATES:
+        before = _US_BEFORE.search(text, max(0, start - 60), start)
+        if before is not None and before.group("state") in (None, *_STATES):
+            return _block(view, before.start(), 1)
+    if match.lastgroup == "five" and head.endswith(","):
+        before = _CITY_BEFORE.search(text, max(0, start - 60), start)
+        if before is not None:
+            return _block(view, before.start(), 1)
+    if _CITY_AFTER.match(text, match.end()) is None:
+        return False
+    return _block(view, start, 1)
+
+
+def _block(view: TextView, start: int, lines: int) -> bool:
+    """Return whether an address label is close before ``start`` or a street line precedes it."""
+    if view.label_before(start, _LABEL, span=120):
+        return True
+    return _street_before(view.text, start, lines)
+
+
+def _street_before(text: str, start: int, lines: int) -> bool:
+    """Return whether the segment before ``start`` (or one of ``lines`` lines back) is a street."""
+    head = text[max(0, start - _BACK) : start].split("\n")
+    current = head.pop()
+    prefix = current.strip(" \t")
+    if prefix and prefix[-1] not in ',;|\t"':
+        return False
+    candidates = _tail_candidates([p for p in _SEPARATORS.split(current) if p.strip()])
+    for line in reversed(head[-lines:]):
+        candidates += _tail_candidates([p for p in _SEPARATORS.split(line.rstrip("\r")) if p.strip()])
+    return any(_STREET_LINE.fullmatch(c.strip(" \t\"'")) for c in candidates)
+
+
+def _tail_candidates(pieces: list[str]) -> list[str]:
+    """Return the last segment and the last two joined, as street-line candidates."""
+    if not pieces:
+        return []
+    if len(pieces) == 1:
+        return pieces
+    return [pieces[-1], ", ".join(pieces[-2:])]

@@ -1,0 +1,157 @@
+"""E-mail addresses and telephone numbers."""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
+import phonenumbers
+
+from agent.classify.pii.text import MAX_CANDIDATES, MAX_FINDINGS, boundary_label
+
+if TYPE_CHECKING:
+    from agent.classify.pii.text import TextView
+
+__all__ = ["count_emails", "count_phones"]
+
+# ---------------------------------------------------------------- e-mail
+_LOCAL_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._%+-")
+_LOCAL = re.compile(r"[A-Za-z0-9._%+-]{1,64}\Z")
+_DOMAIN = re.compile(
+    r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.){1,8}([A-Za-z]{2,24})(?![A-Za-z0-9-]|\.[A-Za-z0-9])"
+)
+# Message and calendar identifiers are written like addresses: ``UID:1234@host.example``.
+_ID_KEY = re.compile(
+    r"(?i)(?:^|[\s;])(?:uid|message-id|in-reply-to|references|content-id|msgid)[ \t]*[:=][ \t]*<?\Z"
+)
+# File extensions that are not (commonly used) top-level domains: ``icon@2x.png`` is a file name.
+_FILE_TLDS = words(
+    "png jpg jpeg gif svg css js mjs ts tsx jsx webp ico bmp tif tiff html htm php json xml txt exe "
+    "dll map scss less woff woff2 ttf eot yml yaml toml lock ini cfg log pdf zip gz tar py java kt "
+    "swift"
+)
+
+
+def count_emails(view: TextView, limit: int = MAX_FINDINGS) -> int:
+    """Count e-mail addresses: a plain local part, ``@``, dotted host names and an alphabetic TLD."""
+    text, found, examined, at = view.text, 0, 0, view.text.find("@")
+    while at >= 0 and found < limit and examined < MAX_CANDIDATES:
+        if 0 < at < len(text) - 3 and text[at - 1] in _LOCAL_CHARS and text[at + 1].isascii():
+            examined += 1
+            found += _is_email(text, at)
+        at = text.find("@", at + 1)
+    return found
+
+
+def _is_email(text: str, at: int) -> bool:
+    """Return whether the ``@`` at ``at`` joins a mailbox local part and a mail domain."""
+    local = _LOCAL.search(text, max(0, at - 64), at)
+    domain = _DOMAIN.match(text, at + 1)
+    if local is None or domain is None or domain.group(1).lower() in _FILE_TLDS:
+        return False
+    name = local.group().lstrip(".")
+    after = text[domain.end() : domain.end() + 2]
+    if _ID_KEY.search(text, max(0, local.start() - 24), local.start()):
+        return False
+    # ``git@github.com:org/repo`` is an scp-style location, not a mailbox.
+    return bool(name) and not name.endswith(".") and not (after[:1] == ":" and after[1:].strip())
+
+
+# ---------------------------------------------------------------- telephone
+_PHONE = re.compile(
+    r"""[+(0-9](?<![\w+#/.:-].)   # the first character class first: the regex engine then skips fast
+    [0-9 ().\-/]{5,23}[0-9]
+    (?:[ ]?(?:x|ext\.?|extension)[ ]?[0-9]{1,6})?
+    (?![\w-]|[.,/:][0-9])""",
+    re.VERBOSE,
+)
+_EXTENSION = re.compile(r"[ ]?(?:x|ext\.?|extension)[ ]?[0-9]{1,6}\Z")
+_GROUPS = re.compile(r"[0-9]+")
+_DATE_INSIDE = re.compile(
+    r"(?<![0-9])(?:[0-9]{4}[-./][0-9]{1,2}[-./][0-9]{1,2}|[0-9]{1,2}[-./][0-9]{1,2}[-./](?:19|20)[0-9]{2})(?![0-9])"
+)
+# Dates, an SSN, a ZIP+4 code, a year-suffixed standard ("0208-1990") or odd separator runs are not phones.
+_NOT_PHONE = re.compile(
+    r"\A(?:[0-9]{3}-[0-9]{2}-[0-9]{4}|[0-9]{5}-[0-9]{4}|[0-9]+-(?:19|20)[0-9]{2})\Z|[ ]{2}|[-./][-./ ]|[ ][-./]"
+)
+_ASCENDING = "01234567890123456789"
+_DESCENDING = "98765432109876543210"
+_PHONE_LABEL = boundary_label(
+    r"phone|phone number|tel|tel\.|telephone|mobile|mob|cell|cellphone|fax|call|contact|handy|telefon|"
+    r"telefonnummer|mobil|mobilnummer|tél|tél\.|téléphone|portable|mobile|telefono|cellulare|cell\.|"
+    r"teléfono|movil|móvil|telefoon|telefoonnummer|mobiel|gsm|komórka|numer telefonu|nr tel|kom\.|tel\. kom"
+)
+_MAX_CANDIDATES = 4_000
+_BARE_TRUNK_MIN = 9  # a bare run of digits after a trunk 0 is a number only at full national length
+# Regions tried for numbers written without an international prefix, by how the number starts.
+_TRUNK_ZERO = ("GB", "DE", "FR", "IT", "NL")
+_FREE_GROUPING = frozenset({None, "DE", "NL"})  # international form, and regions with free area-code lengths
+
+
+def count_phones(view: TextView, limit: int = MAX_FINDINGS) -> int:
+    """Count telephone numbers that libphonenumber finds valid, in international or national form."""
+    found = examined = 0
+    for match in view.finditer(_PHONE):
+        examined += 1
+        if found >= limit or examined > _MAX_CANDIDATES:
+            break
+        core = _EXTENSION.sub("", match.group()).strip()
+        if _plausible_shape(core) and not view.in_iban_shape(match.start()) and _accepted(view, match, core):
+            found += 1
+    return found
+
+
+def _plausible_shape(core: str) -> bool:
+    """Reject digit strings that are dates, IP addresses, versions, SSNs or repeated digits."""
+    digits = "".join(_GROUPS.findall(core))
+    if not 7 <= len(digits) <= 15 or len(set(digits)) == 1 or digits.count("0") * 2 > len(digits):
+        return False
+    if digits in _ASCENDING or digits in _DESCENDING or _NOT_PHONE.search(core) or _DATE_INSIDE.search(core):
+        return False
+    if "." in core and not core.startswith("+"):
+        groups = [len(g) for g in _GROUPS.findall(core)]
+        # a decimal number has two groups, an IP address four short ones, a version a one-digit group
+        return min(groups) >= 2 and 3 <= len(groups) <= 5 and not (len(groups) == 4 and max(groups) <= 3)
+    return True
+
+
+def _accepted(view: TextView, match: re.Match[str], core: str) -> bool:
+    """Return whether the candidate is a valid number (bare digit runs also need a trunk 0 or a label)."""
+    digits = "".join(_GROUPS.findall(core))
+    international = core.startswith("+") or digits.startswith("00")
+    if core.isdigit() and not (digits.startswith("0") and len(digits) >= _BARE_TRUNK_MIN):
+        if not view.label_before(match.start(), _PHONE_LABEL):
+            return False
+    if international:
+        return _valid(core if core.startswith("+") else "+" + core.lstrip()[2:], None)
+    return any(_valid(core, region) for region in _regions(digits))
+
+
+def _regions(digits: str) -> tuple[str, ...]:
+    """Return the regions whose national numbering could produce these digits."""
+    if digits.startswith("0"):
+        return _TRUNK_ZERO
+    regions: list[str] = []
+    if len(digits) == 10 or (len(digits) == 11 and digits.startswith("1")):
+        regions.append("US")
+    if digits.startswith("3"):
+        regions.append("IT")
+    if len(digits) == 9:
+        regions.extend(("ES", "PL") if digits[0] in "6789" else ("PL",))
+    return tuple(regions)
+
+
+@lru_cache(maxsize=4096)
+def _valid(number: str, region: str | None) -> bool:
+    """Return whether libphonenumber's matcher finds a valid number spanning ``number``.
+
+    National numbers must also be grouped the way the region writes them (``339-23819-76`` is a part
+    number, not a US phone), except where the trunk ``0`` is the cue and grouping is free in practice.
+    """
+    leniency = (
+        phonenumbers.Leniency.VALID if region in _FREE_GROUPING else phonenumbers.Leniency.STRICT_GROUPING
+    )
+    matcher = phonenumbers.PhoneNumberMatcher(number, region, leniency=leniency)
+    digits = len("".join(_GROUPS.findall(number)))
+    return any(len("".join(_GROUPS.findall(m.raw_string))) >= digits - 1 for m in matcher)

@@ -1,0 +1,167 @@
+"""The ``endpoint-agent`` command line: parse, call the engine through a session, render.
+
+Exit codes follow clamscan: 0 nothing found, 1 something found (malicious or suspicious), 2 an error
+occurred and nothing was found. An object that could not be fully scanned (a limit) also gives 2
+when nothing was found, so a script never reads "0" for a scan that was not complete.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any
+
+from agent import __version__, config
+from agent.errors import AgentError, ConfigError
+from agent.logs import Redactor, configure, get_logger
+from agent.minimize import MasterSecret
+from agent.model import Outcome, ScanRequest, Source
+from agent.render import Progress, Summary, outcome_json, print_outcome, print_summary, receipt
+from agent.sources import Walker
+
+__all__ = ["main"]
+
+EXIT_CLEAN, EXIT_FOUND, EXIT_ERROR = 0, 1, 2
+_STDIN_CHUNK = 1 << 20
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="endpoint-agent", description="Privacy-first endpoint scanning agent."
+    )
+    parser.add_argument("--version", action="version", version=f"endpoint-agent {__version__}")
+    parser.add_argument(
+        "--config", type=Path, metavar="FILE", help="agent.toml to use instead of the default"
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    scan = sub.add_parser("scan", help="scan files, directories or standard input ('-')")
+    scan.add_argument("paths", nargs="+", metavar="PATH")
+    scan.add_argument(
+        "--json", action="store_true", help="one JSON object per scanned object, then a summary"
+    )
+    scan.add_argument(
+        "--receipt", action="store_true", help="print what would leave the device and what stayed"
+    )
+    scan.add_argument("--rules", type=Path, metavar="DIR", help="rules directory (default: bundled rules)")
+    scan.add_argument("--jobs", type=int, metavar="N", help="worker processes (default: one per core)")
+    scan.add_argument("--no-cache", action="store_true", help="ignore and do not update the verdict cache")
+    scan.add_argument(
+        "--config", type=Path, metavar="FILE", default=argparse.SUPPRESS, help=argparse.SUPPRESS
+    )
+    conf = sub.add_parser("config", help="show the configuration in force, or an example file")
+    conf.add_argument("action", choices=("show", "example"))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit code."""
+    args = _parser().parse_args(argv)
+    try:
+        cfg = config.load(args.config)
+        if args.command == "config":
+            print(config.show(cfg) if args.action == "show" else config.example())
+            return EXIT_CLEAN
+        secret = MasterSecret.load_or_create(cfg.state_dir)
+        configure(cfg.log.level, cfg.log.format, Redactor(secret.key("logs")))
+        return _scan(args, cfg)
+    except ConfigError as exc:
+        print(f"endpoint-agent: configuration error: {exc}", file=sys.stderr)
+    except AgentError as exc:
+        print(f"endpoint-agent: {exc}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("endpoint-agent: interrupted", file=sys.stderr)
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: a redacted report, exit 2
+        get_logger().exception("internal_error", error=type(exc).__name__)
+        print(
+            f"endpoint-agent: internal error ({type(exc).__name__}); details are in the log", file=sys.stderr
+        )
+    return EXIT_ERROR
+
+
+def _scan(args: argparse.Namespace, cfg: config.Config) -> int:
+    from agent.session import ScanSession, SessionOptions  # noqa: PLC0415 - keeps --version and config fast
+
+    if args.jobs is not None and args.jobs < 1:
+        raise ConfigError("--jobs must be at least 1")
+    options = SessionOptions(rules_dir=args.rules, jobs=args.jobs, use_cache=not args.no_cache)
+    walker = Walker(source=Source.ON_DEMAND, exclude_dirs=frozenset({os.path.abspath(cfg.state_dir)}))
+    summary = Summary()
+    with ExitStack() as stack:
+        session = stack.enter_context(ScanSession(cfg, options))
+        requests = stack.enter_context(_requests(args.paths, walker, cfg))
+        progress = stack.enter_context(Progress(enabled=not args.json and sys.stderr.isatty()))
+        for outcome in session.scan(requests):
+            summary.add(outcome)
+            progress.advance(outcome)
+            _emit(outcome, args, progress)
+        summary.skipped.update(walker.skipped)
+        summary.queued = session.queued()
+    _finish(summary, session.rules.version, args)
+    return _exit_code(summary)
+
+
+def _emit(outcome: Outcome, args: argparse.Namespace, progress: Progress) -> None:
+    if args.json:
+        sys.stdout.write(json.dumps(outcome_json(outcome)) + "\n")
+    else:
+        print_outcome(outcome, progress)
+
+
+def _finish(summary: Summary, rules_version: str, args: argparse.Namespace) -> None:
+    if args.json:
+        line: dict[str, Any] = {"summary": True, **summary.as_dict(rules_version)}
+        if args.receipt:
+            line["receipt"] = receipt(summary)
+        sys.stdout.write(json.dumps(line) + "\n")
+    else:
+        print_summary(summary, rules_version, show_receipt=args.receipt)
+    sys.stdout.flush()
+
+
+def _exit_code(summary: Summary) -> int:
+    if summary.found:
+        return EXIT_FOUND
+    if summary.errors or summary.unscanned:
+        return EXIT_ERROR
+    return EXIT_CLEAN
+
+
+@contextmanager
+def _requests(paths: Sequence[str], walker: Walker, cfg: config.Config) -> Iterator[Iterator[Any]]:
+    """Requests for the named paths; ``-`` spools standard input to a private temp file first."""
+    with ExitStack() as stack:
+        spooled: dict[str, str] = {}
+        if "-" in paths:
+            spooled["-"] = stack.enter_context(_spool_stdin(cfg))
+        yield _walk_with_stdin(paths, walker, spooled)
+
+
+def _walk_with_stdin(paths: Sequence[str], walker: Walker, spooled: dict[str, str]) -> Iterator[Any]:
+    for path in paths:
+        if path == "-":
+            yield ScanRequest(path=spooled["-"], source=Source.STREAM, display="-")
+        else:
+            yield from walker.walk([path])
+
+
+@contextmanager
+def _spool_stdin(cfg: config.Config) -> Iterator[str]:
+    """Copy standard input (up to the file-size limit plus one byte) into a 0600 file, deleted after."""
+    tmp_dir = cfg.state_dir / "tmp"
+    tmp_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd, name = tempfile.mkstemp(dir=tmp_dir, prefix="stdin-")
+    try:
+        budget = cfg.limits.max_file_size + 1
+        with os.fdopen(fd, "wb") as out:
+            while budget > 0 and (chunk := sys.stdin.buffer.read(min(_STDIN_CHUNK, budget))):
+                out.write(chunk)
+                budget -= len(chunk)
+        yield name
+    finally:
+        Path(name).unlink(missing_ok=True)

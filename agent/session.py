@@ -1,0 +1,251 @@
+"""A scan session in the parent process: rules, workers, verdict cache, outbox.
+
+:class:`ScanSession` loads everything once, then turns a stream of requests into a stream of
+outcomes. Unchanged files are answered from the verdict cache; the rest go to the worker pool, where
+:func:`agent.pipeline.run_item` does the work. Verdicts and the records they produced are persisted
+in batches, each batch in one transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Self
+
+import structlog
+
+from agent import logs
+from agent.config import Config, bundled_rules_dir
+from agent.engine import ENGINE_VERSION, Failure, RuleSet, WorkerPool, limit_detection, load_rules
+from agent.minimize import Identity, MasterSecret, Policy, decide, minimize, period_label
+from agent.model import (
+    Classification,
+    DataClass,
+    Detection,
+    Outcome,
+    ScanRequest,
+    ScanResult,
+    StatKey,
+    Verdict,
+    VerdictKind,
+)
+from agent.outbox import CachedVerdict, Store
+from agent.sources import WalkError
+from agent.worker import WorkerContext, setup
+
+__all__ = ["ScanSession", "SessionOptions"]
+
+_CACHE_FORMAT = "v1"  # bump when the cached value's shape changes
+_PERSIST_EVERY = 512
+_LOOKUP_EVERY = 256
+_GRACE = 5.0  # seconds past max_scan_time before the parent kills a worker
+log = structlog.get_logger("endpoint-agent")
+
+
+@dataclass(frozen=True, slots=True)
+class SessionOptions:
+    """Per-run overrides of the configuration (from the command line)."""
+
+    rules_dir: Path | None = None
+    jobs: int | None = None
+    use_cache: bool = True
+
+
+@dataclass(slots=True)
+class _Pending:
+    verdicts: list[tuple[StatKey, dict[str, Any]]] = field(default_factory=list)
+    records: list[Any] = field(default_factory=list)
+
+
+class ScanSession:
+    """Scans requests with one set of rules, a worker pool and the local store."""
+
+    def __init__(self, config: Config, options: SessionOptions | None = None) -> None:
+        opts = options or SessionOptions()
+        self.config = config
+        self.scan_id = uuid.uuid4().hex[:12]
+        policy_file = config.privacy.policy_file
+        self.policy = Policy.load(Path(policy_file) if policy_file else bundled_rules_dir() / "policy.toml")
+        self.rules: RuleSet = load_rules(opts.rules_dir or config.rules_dir)
+        secret = MasterSecret.load_or_create(config.state_dir)
+        self.identity = Identity(
+            pseudonym=secret.pseudonym(
+                "verdicts", period_label(dt.datetime.now(dt.UTC), config.privacy.pseudonym_period)
+            ),
+            engine_version=ENGINE_VERSION,
+            rules_version=self.rules.version,
+        )
+        self._use_cache = opts.use_cache and config.scan.cache
+        fingerprint = (
+            f"{_CACHE_FORMAT}|{self.rules.version}|{config.limits.fingerprint()}|policy{self.policy.version}"
+        )
+        self.store = Store(config.state_dir / "agent.db", ruleset=fingerprint)
+        self._jobs = opts.jobs or config.jobs
+        self._ctx = WorkerContext(self.rules, config.limits, self.policy, self.identity)
+        self._pool: WorkerPool[ScanRequest, Outcome] | None = None
+        self._pending = _Pending()
+
+    def __enter__(self) -> Self:
+        structlog.contextvars.bind_contextvars(scan_id=self.scan_id)
+        log.info(
+            "scan_started",
+            rules_version=self.rules.version,
+            yara_rules=self.rules.yara_rules,
+            hash_signatures=len(self.rules.hashes),
+            jobs=self._jobs,
+            limits=self.config.limits.describe(),
+        )
+        self._pool = WorkerPool(self._jobs, setup, self._ctx, self.config.limits.max_scan_time + _GRACE)
+        self._pool.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._flush()
+        if self._pool is not None:
+            self._pool.close()
+        self.store.close()
+        structlog.contextvars.unbind_contextvars("scan_id")
+
+    def scan(self, requests: Iterable[ScanRequest | WalkError]) -> Iterator[Outcome]:
+        """Yield an outcome for every request, from the cache where possible, else from a worker."""
+        if self._pool is None:
+            raise RuntimeError("use ScanSession as a context manager")
+        ready: deque[Outcome] = deque()
+        misses = self._misses(requests, ready)
+        for request, result in self._pool.map_unordered(misses):
+            while ready:
+                yield self._finish(ready.popleft())
+            outcome = result if isinstance(result, Outcome) else self._failed(request, result)
+            yield self._finish(outcome)
+        while ready:
+            yield self._finish(ready.popleft())
+        self._flush()
+
+    def queued(self) -> int:
+        """Records waiting in the outbox, after flushing this scan's."""
+        self._flush()
+        return self.store.outbox_depth()
+
+    def _misses(
+        self, requests: Iterable[ScanRequest | WalkError], ready: deque[Outcome]
+    ) -> Iterator[ScanRequest]:
+        """Answer walk errors and cache hits into ``ready``; yield the requests that need a scan."""
+        batch: list[ScanRequest] = []
+        for item in requests:
+            if isinstance(item, WalkError):
+                ready.append(_error_outcome(ScanRequest(path=item.path), item.reason))
+                continue
+            batch.append(item)
+            if len(batch) >= _LOOKUP_EVERY:
+                yield from self._split(batch, ready)
+                batch = []
+        yield from self._split(batch, ready)
+
+    def _split(self, batch: list[ScanRequest], ready: deque[Outcome]) -> Iterator[ScanRequest]:
+        hits: dict[StatKey, CachedVerdict] = {}
+        if self._use_cache:
+            hits = self.store.lookup([r.stat for r in batch if r.stat is not None])
+        for request in batch:
+            cached = hits.get(request.stat) if request.stat is not None else None
+            if cached is None:
+                yield request
+            else:
+                ready.append(_from_cache(request, cached))
+
+    def _failed(self, request: ScanRequest, failure: Failure) -> Outcome:
+        if failure.kind == "timeout":
+            result = ScanResult(size=0, sha256=None, detections=(limit_detection("MaxScanTime"),))
+            verdict = decide(result, self.policy)
+            classification = Classification("other", "unknown", DataClass.PERSONAL)
+            record = minimize(verdict, classification, result, policy=self.policy, identity=self.identity)
+            return Outcome(request, verdict, result, classification, record, self.config.limits.max_scan_time)
+        return _error_outcome(request, failure.detail)
+
+    def _finish(self, outcome: Outcome) -> Outcome:
+        _log_outcome(outcome)
+        if not outcome.cached:
+            self._remember(outcome)
+        return outcome
+
+    def _remember(self, outcome: Outcome) -> None:
+        if outcome.record is not None:
+            self._pending.records.append(outcome.record)
+        stat = outcome.request.stat
+        if self._use_cache and stat is not None and _cacheable(outcome):
+            self._pending.verdicts.append((stat, _cache_value(outcome)))
+        if len(self._pending.verdicts) + len(self._pending.records) >= _PERSIST_EVERY:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._pending.verdicts or self._pending.records:
+            self.store.persist(self._pending.verdicts, self._pending.records)
+            self._pending = _Pending()
+
+
+def _cacheable(outcome: Outcome) -> bool:
+    """Whether to remember this verdict.
+
+    Errors and timeouts may be transient (a locked file, a busy machine), so those are scanned again.
+    Detections inside archives name a member path, and the store must hold no names, so those are
+    scanned again too (rare, and cheap next to keeping names on disk).
+    """
+    if outcome.verdict.kind is VerdictKind.ERROR:
+        return False
+    return all(
+        d.member is None and d.name != "Limits.Exceeded.MaxScanTime" for d in outcome.verdict.detections
+    )
+
+
+def _error_outcome(request: ScanRequest, reason: str) -> Outcome:
+    return Outcome(request, Verdict(VerdictKind.ERROR, reason=reason), None, None, None, 0.0)
+
+
+def _cache_value(outcome: Outcome) -> dict[str, Any]:
+    result, cls = outcome.result, outcome.classification
+    return {
+        "verdict": outcome.verdict.kind.value,
+        "reason": outcome.verdict.reason,
+        "detections": [[d.name, d.source, d.severity] for d in outcome.verdict.detections],
+        "size": result.size if result else 0,
+        "sha256": result.sha256 if result else None,
+        "kind": cls.kind if cls else "other",
+        "fmt": cls.fmt if cls else "unknown",
+        "data_class": cls.data_class.value if cls else DataClass.PERSONAL.value,
+        "personal_data": cls.personal_data if cls else {},
+        "notes": list(cls.notes) if cls else [],
+    }
+
+
+def _from_cache(request: ScanRequest, cached: CachedVerdict) -> Outcome:
+    v: dict[str, Any] = cached.value
+    detections = tuple(Detection(name=n, source=s, severity=sev) for n, s, sev in v["detections"])
+    result = ScanResult(size=v["size"], sha256=v["sha256"], detections=detections)
+    classification = Classification(
+        kind=v["kind"], fmt=v["fmt"], data_class=DataClass(v["data_class"]),
+        personal_data=v["personal_data"], notes=tuple(v["notes"]),
+    )  # fmt: skip
+    verdict = Verdict(VerdictKind(v["verdict"]), detections, v["reason"])
+    return Outcome(request, verdict, result, classification, None, 0.0, cached=True)
+
+
+def _log_outcome(outcome: Outcome) -> None:
+    kind = outcome.verdict.kind
+    if kind is VerdictKind.CLEAN and not logs.enabled("debug"):
+        return  # the common case: skip building an event that would be filtered anyway
+    level = (
+        "debug" if kind is VerdictKind.CLEAN else ("warning" if kind is not VerdictKind.UNSCANNED else "info")
+    )
+    getattr(log, level)(
+        "scan_finished",
+        verdict=kind.value,
+        kind=outcome.classification.kind if outcome.classification else None,
+        detections=[d.name for d in outcome.verdict.detections],
+        reason=outcome.verdict.reason or None,
+        duration_ms=round(outcome.duration * 1000, 2),
+        cached=outcome.cached,
+        source=outcome.request.source.value,
+    )

@@ -1,0 +1,102 @@
+"""The redaction processor: no path, name, e-mail or control character reaches a log line."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import structlog
+from hypothesis import given
+from hypothesis import strategies as st
+
+from agent.logs import Redactor, configure
+
+USER_HOME = "/home/zelda-canary"
+
+
+def _render(redactor, **event):
+    stream = io.StringIO()
+    configure("debug", "json", redactor, stream)
+    try:
+        structlog.get_logger().info("probe", **event)
+    finally:
+        structlog.reset_defaults()
+    return stream.getvalue()
+
+
+def test_sensitive_keys_are_tokenized():
+    """Values under sensitive keys become keyed tokens; the same value gives the same token."""
+    r = Redactor(b"k" * 32, literals=[])
+    out = json.loads(_render(r, path="/srv/x/secret.txt", user="zelda", verdict="clean"))
+    assert out["path"].startswith("tok:") and out["user"].startswith("tok:")
+    assert out["verdict"] == "clean"
+    assert r.token("/srv/x/secret.txt") == out["path"]
+
+
+def test_paths_and_emails_inside_free_text_are_tokenized():
+    """Path-like parts and e-mail addresses inside any string are replaced."""
+    r = Redactor(b"k" * 32, literals=[])
+    line = _render(r, reason="cannot open /srv/data/alice-report.pdf for alice@example.com")
+    assert "alice" not in line and "/srv/data" not in line
+
+
+def test_local_literals_are_tokenized():
+    """The user's name, host name and home directory are replaced wherever they appear."""
+    r = Redactor(b"k" * 32, literals=[USER_HOME, "zelda-host"])
+    line = _render(r, note="running on zelda-host in home-zelda-canary", detail=f"cwd is {USER_HOME}")
+    assert "zelda-host" not in line and USER_HOME not in line
+
+
+def test_control_characters_cannot_forge_lines():
+    """CR, LF and escape sequences are escaped: one event is one line."""
+    r = Redactor(b"k" * 32, literals=[])
+    line = _render(r, reason='x\nFAKE {"level": "error"}\r\x1b[2J')
+    assert line.count("\n") == 1
+    assert "\x1b" not in line and "\r" not in line
+
+
+def test_tracebacks_are_scrubbed():
+    """An exception message holding a path is scrubbed in the rendered traceback."""
+    r = Redactor(b"k" * 32, literals=[])
+    stream = io.StringIO()
+    configure("debug", "json", r, stream)
+    try:
+        try:
+            open("/nonexistent/zelda-canary-dir/file.txt")  # noqa: SIM115
+        except OSError:
+            structlog.get_logger().exception("failed")
+    finally:
+        structlog.reset_defaults()
+    assert "zelda-canary-dir" not in stream.getvalue()
+
+
+@given(
+    st.sampled_from(["path", "reason", "detail", "event_note", "cmdline"]),
+    st.from_regex(r"/[a-z]{1,8}/CANARY[a-z0-9]{4}\.[a-z]{2,4}", fullmatch=True)
+    | st.from_regex(r"CANARY[a-z0-9]{3}@[a-z]{2,8}\.(com|org|de)", fullmatch=True),
+)
+def test_no_raw_value_survives(key, value):
+    """For any path or e-mail passed as any field, the rendered line does not hold it."""
+    r = Redactor(b"k" * 32, literals=[])
+    line = _render(r, **{key: value})
+    assert "CANARY" not in line
+
+
+def test_tracebacks_carry_no_local_variables():
+    """A failure inside code holding content in a local variable does not log that content."""
+    r = Redactor(b"k" * 32, literals=[])
+    stream = io.StringIO()
+    configure("debug", "json", r, stream)
+
+    def parse(content: str) -> None:
+        raise ValueError("bad input")
+
+    try:
+        try:
+            parse("PLAINCANARYCONTENT body of a user document")
+        except ValueError:
+            structlog.get_logger().exception("failed")
+    finally:
+        structlog.reset_defaults()
+    assert "PLAINCANARYCONTENT" not in stream.getvalue()
+    assert "bad input" in stream.getvalue()

@@ -1,0 +1,119 @@
+"""run_item, in-process: the stages in order, and bad objects turned into clear verdicts."""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import replace
+
+import pytest
+import samples
+
+from agent.config import bundled_rules_dir
+from agent.engine import DEFAULT_LIMITS, Engine, load_rules
+from agent.minimize import Identity, Policy
+from agent.model import ScanRequest, VerdictKind
+from agent.pipeline import run_item
+from agent.worker import WorkerContext
+
+
+@pytest.fixture(scope="module")
+def ctx():
+    rules = load_rules(bundled_rules_dir())
+    policy = Policy.load(bundled_rules_dir() / "policy.toml")
+    return WorkerContext(rules, DEFAULT_LIMITS, policy, Identity("e" * 32, "test-engine", rules.version))
+
+
+@pytest.fixture(scope="module")
+def engine(ctx):
+    return Engine(ctx.rules, ctx.limits)
+
+
+def _run(path, engine, ctx):
+    return run_item(ScanRequest(path=str(path)), engine=engine, ctx=ctx)
+
+
+def test_clean_text_file(tmp_path, engine, ctx):
+    """A plain text file is clean, kind text, non-personal, with no record and a stat key."""
+    path = tmp_path / "notes.txt"
+    path.write_text("build 42 passed\n")
+    outcome = _run(path, engine, ctx)
+    assert outcome.verdict.kind is VerdictKind.CLEAN
+    assert outcome.classification.kind == "text"
+    assert outcome.record is None
+    assert outcome.request.stat.size == path.stat().st_size
+
+
+def test_fifo_is_never_opened_for_reading(tmp_path, engine, ctx):
+    """A FIFO named directly is refused at once (no blocking open, no read)."""
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    done = threading.Event()
+
+    def run():
+        outcome = _run(fifo, engine, ctx)
+        assert outcome.verdict.reason == "not a regular file"
+        done.set()
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    worker.join(5)
+    assert done.is_set()
+
+
+def test_symlink_at_open_is_refused(tmp_path, engine, ctx):
+    """A path that turns out to be a symlink when opened is refused (O_NOFOLLOW), not followed."""
+    target = tmp_path / "target.com"
+    target.write_bytes(samples.eicar())
+    link = tmp_path / "link"
+    link.symlink_to(target)
+    outcome = _run(link, engine, ctx)
+    assert outcome.verdict.kind is VerdictKind.ERROR
+    assert outcome.verdict.reason == "is a symbolic link"
+
+
+def test_vanished_file_is_an_error_with_reason(tmp_path, engine, ctx):
+    """A file deleted between the walk and the scan gets a clear error."""
+    outcome = _run(tmp_path / "gone.txt", engine, ctx)
+    assert outcome.verdict.kind is VerdictKind.ERROR
+    assert outcome.verdict.reason == "vanished before it could be scanned"
+
+
+def test_oversize_file_is_unscanned_but_kind_is_known(tmp_path, ctx):
+    """A file over max_file_size is unscanned (MaxFileSize), and its kind comes from its head."""
+    limits = replace(DEFAULT_LIMITS, max_file_size=1000)
+    small_ctx = replace(ctx, limits=limits)
+    path = tmp_path / "big.pdf"
+    path.write_bytes(b"%PDF-1.7\n" + b"0" * 5000)
+    outcome = run_item(ScanRequest(path=str(path)), engine=Engine(ctx.rules, limits), ctx=small_ctx)
+    assert outcome.verdict.kind is VerdictKind.UNSCANNED
+    assert [d.name for d in outcome.verdict.detections] == ["Limits.Exceeded.MaxFileSize"]
+    assert outcome.classification.kind == "document"
+    assert outcome.result.sha256 is None
+
+
+def test_personal_archive_member_makes_the_archive_personal(tmp_path, engine, ctx):
+    """An archive holding a document is personal by default, and personal data in members is counted."""
+    path = tmp_path / "a.zip"
+    path.write_bytes(
+        samples.zip_of({"contacts.csv": b"name,email\nJo,jo@example.org\n", "tool.sh": b"#!/bin/sh\necho\n"})
+    )
+    outcome = _run(path, engine, ctx)
+    assert outcome.classification.kind == "archive"
+    assert outcome.classification.data_class.value == "personal"
+    assert outcome.classification.personal_data.get("email") == 1
+
+
+def test_docx_text_is_not_counted_twice(tmp_path, engine, ctx):
+    """A docx is extracted as a whole; its XML members are not extracted again."""
+    doc = samples.zip_of(
+        {
+            "[Content_Types].xml": b"<Types/>",
+            "word/document.xml": b'<w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"><w:body><w:p><w:r><w:t>Mail me: max@example.com</w:t></w:r></w:p></w:body></w:document>',
+        }
+    )
+    path = tmp_path / "letter.docx"
+    path.write_bytes(doc)
+    outcome = _run(path, engine, ctx)
+    assert outcome.classification.fmt == "docx"
+    assert outcome.classification.personal_data == {"email": 1}
