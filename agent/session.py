@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
 
+import msgspec
 import structlog
 
 from agent import logs
@@ -25,7 +26,6 @@ from agent.minimize import Identity, MasterSecret, Policy, decide, minimize, per
 from agent.model import (
     Classification,
     DataClass,
-    Detection,
     Outcome,
     ScanRequest,
     ScanResult,
@@ -33,13 +33,13 @@ from agent.model import (
     Verdict,
     VerdictKind,
 )
-from agent.outbox import CachedVerdict, Store
+from agent.outbox import Store
 from agent.sources import WalkError
 from agent.worker import WorkerContext, setup
 
 __all__ = ["ScanSession", "SessionOptions"]
 
-_CACHE_FORMAT = "v1"  # bump when the cached value's shape changes
+_CACHE_FORMAT = "v2"  # bump when the cached value's shape changes
 _PERSIST_EVERY = 512
 _LOOKUP_EVERY = 256
 _GRACE = 5.0  # seconds past max_scan_time before the parent kills a worker
@@ -57,7 +57,7 @@ class SessionOptions:
 
 @dataclass(slots=True)
 class _Pending:
-    verdicts: list[tuple[StatKey, dict[str, Any]]] = field(default_factory=list)
+    verdicts: list[tuple[StatKey, bytes]] = field(default_factory=list)
     records: list[Any] = field(default_factory=list)
 
 
@@ -146,7 +146,7 @@ class ScanSession:
         yield from self._split(batch, ready)
 
     def _split(self, batch: list[ScanRequest], ready: deque[Outcome]) -> Iterator[ScanRequest]:
-        hits: dict[StatKey, CachedVerdict] = {}
+        hits: dict[StatKey, bytes] = {}
         if self._use_cache:
             hits = self.store.lookup([r.stat for r in batch if r.stat is not None])
         for request in batch:
@@ -204,32 +204,25 @@ def _error_outcome(request: ScanRequest, reason: str) -> Outcome:
     return Outcome(request, Verdict(VerdictKind.ERROR, reason=reason), None, None, None, 0.0)
 
 
-def _cache_value(outcome: Outcome) -> dict[str, Any]:
-    result, cls = outcome.result, outcome.classification
-    return {
-        "verdict": outcome.verdict.kind.value,
-        "reason": outcome.verdict.reason,
-        "detections": [[d.name, d.source, d.severity] for d in outcome.verdict.detections],
-        "size": result.size if result else 0,
-        "sha256": result.sha256 if result else None,
-        "kind": cls.kind if cls else "other",
-        "fmt": cls.fmt if cls else "unknown",
-        "data_class": cls.data_class.value if cls else DataClass.PERSONAL.value,
-        "personal_data": cls.personal_data if cls else {},
-        "notes": list(cls.notes) if cls else [],
-    }
+class _CacheEntry(msgspec.Struct, array_like=True):
+    """What the verdict cache keeps of an outcome: no request, no path, no record."""
+
+    verdict: Verdict
+    result: ScanResult | None
+    classification: Classification | None
 
 
-def _from_cache(request: ScanRequest, cached: CachedVerdict) -> Outcome:
-    v: dict[str, Any] = cached.value
-    detections = tuple(Detection(name=n, source=s, severity=sev) for n, s, sev in v["detections"])
-    result = ScanResult(size=v["size"], sha256=v["sha256"], detections=detections)
-    classification = Classification(
-        kind=v["kind"], fmt=v["fmt"], data_class=DataClass(v["data_class"]),
-        personal_data=v["personal_data"], notes=tuple(v["notes"]),
-    )  # fmt: skip
-    verdict = Verdict(VerdictKind(v["verdict"]), detections, v["reason"])
-    return Outcome(request, verdict, result, classification, None, 0.0, cached=True)
+_CACHE_ENCODER = msgspec.msgpack.Encoder()
+_CACHE_DECODER = msgspec.msgpack.Decoder(_CacheEntry)
+
+
+def _cache_value(outcome: Outcome) -> bytes:
+    return _CACHE_ENCODER.encode(_CacheEntry(outcome.verdict, outcome.result, outcome.classification))
+
+
+def _from_cache(request: ScanRequest, cached: bytes) -> Outcome:
+    entry = _CACHE_DECODER.decode(cached)
+    return Outcome(request, entry.verdict, entry.result, entry.classification, None, 0.0, cached=True)
 
 
 def _log_outcome(outcome: Outcome) -> None:

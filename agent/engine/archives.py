@@ -108,7 +108,7 @@ def members(data: bytes | mmap.mmap, fmt: str, budget: Budget, name: str = "") -
             yield from _stream_member(data, fmt, budget, name)
     except ScanError:
         raise
-    except Exception as exc:  # noqa: BLE001 - the parser boundary: any parser failure is one object's error
+    except Exception as exc:  # the parser boundary: any parser failure is this object's error
         raise ScanError(f"corrupt {fmt} archive ({type(exc).__name__})") from exc
 
 

@@ -122,12 +122,17 @@ class WorkerPool(Generic[Req, Res]):
         self._fruitless = 0  # restarts since the last result: a worker that cannot start at all
 
     def __enter__(self) -> WorkerPool[Req, Res]:
-        # Start every process first, then hand out the payload: the workers import in parallel
-        # instead of the parent waiting for each in turn.
+        return self
+
+    def _start(self) -> None:
+        """Start the workers, on the first item only: a scan answered from the cache needs none.
+
+        Every process is started first and then handed the payload, so the workers import in
+        parallel instead of the parent waiting for each in turn.
+        """
         self._workers = [self._spawn() for _ in range(self._jobs)]
         for w in self._workers:
             self._send_payload(w)
-        return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
@@ -165,6 +170,8 @@ class WorkerPool(Generic[Req, Res]):
         exhausted = False
         while True:
             exhausted = exhausted or _refill(pending, source, self._jobs * _BATCH * 2)
+            if pending and not self._workers:
+                self._start()
             self._dispatch(pending)
             busy = [w for w in self._workers if w.inflight]
             if not busy:

@@ -1,5 +1,5 @@
 """The local store: verdict cache and outbox, in one SQLite file."""
 
-from agent.outbox.store import CachedVerdict, Store
+from agent.outbox.store import Store
 
-__all__ = ["CachedVerdict", "Store"]
+__all__ = ["Store"]

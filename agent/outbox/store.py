@@ -9,25 +9,23 @@ outbox rows are wire records, which by construction carry nothing personal.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import sqlite3
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from agent.minimize.wire import Record, decode_record, encode_record
 from agent.model import StatKey
 
-__all__ = ["CachedVerdict", "Store"]
+__all__ = ["Store"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS verdict_cache (
     key BLOB PRIMARY KEY,
     ruleset TEXT NOT NULL,
     created INTEGER NOT NULL,
-    value TEXT NOT NULL
+    value BLOB NOT NULL
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS outbox (
     record_id TEXT PRIMARY KEY,
@@ -37,13 +35,6 @@ CREATE TABLE IF NOT EXISTS outbox (
 );
 """
 _LOOKUP_CHUNK = 500
-
-
-@dataclass(frozen=True, slots=True)
-class CachedVerdict:
-    """A cache entry: the earlier outcome's fields as a JSON-able mapping."""
-
-    value: dict[str, object]
 
 
 class Store:
@@ -70,28 +61,26 @@ class Store:
         text = f"{stat.device}:{stat.inode}:{stat.size}:{stat.mtime_ns}:{stat.ctime_ns}:{self._ruleset}"
         return hashlib.blake2b(text.encode(), digest_size=16).digest()
 
-    def lookup(self, stats: Sequence[StatKey]) -> dict[StatKey, CachedVerdict]:
-        """Return the cached verdicts of those file versions that have one."""
+    def lookup(self, stats: Sequence[StatKey]) -> dict[StatKey, bytes]:
+        """Return the cached verdicts (opaque bytes) of those file versions that have one."""
         keys = {self.cache_key(s): s for s in stats}
-        found: dict[StatKey, CachedVerdict] = {}
+        found: dict[StatKey, bytes] = {}
         key_list = list(keys)
         for start in range(0, len(key_list), _LOOKUP_CHUNK):
             chunk = key_list[start : start + _LOOKUP_CHUNK]
             marks = ",".join("?" * len(chunk))
             rows = self._db.execute(f"SELECT key, value FROM verdict_cache WHERE key IN ({marks})", chunk)  # noqa: S608 - only '?' marks are interpolated
             for key, value in rows:
-                found[keys[key]] = CachedVerdict(json.loads(value))
+                found[keys[key]] = value
         return found
 
-    def persist(
-        self, verdicts: Iterable[tuple[StatKey, dict[str, object]]], records: Iterable[Record]
-    ) -> None:
+    def persist(self, verdicts: Iterable[tuple[StatKey, bytes]], records: Iterable[Record]) -> None:
         """Write verdicts to the cache and records to the outbox, in one transaction."""
         now = int(time.time())
         with self._transaction():
             self._db.executemany(
                 "INSERT OR REPLACE INTO verdict_cache (key, ruleset, created, value) VALUES (?, ?, ?, ?)",
-                [(self.cache_key(s), self._ruleset, now, json.dumps(v)) for s, v in verdicts],
+                [(self.cache_key(s), self._ruleset, now, v) for s, v in verdicts],
             )
             self._db.executemany(
                 "INSERT OR IGNORE INTO outbox (record_id, purpose, created, body) VALUES (?, ?, ?, ?)",

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from agent.classify.pii.keys import Keys, keyed
 from agent.classify.pii.tables import column_cells
-from agent.classify.pii.text import MAX_FINDINGS, boundary_label
+from agent.classify.pii.text import MAX_FINDINGS, boundary_label, words
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -29,8 +29,8 @@ _STATES = words(
 )
 # First character before the look-behind, so that the regex engine skips ahead fast.
 _DIGIT_POSTCODE = re.compile(
-    r"[0-9](?<![\w-].)(?:(?P<five>[0-9]{4}(?:-[0-9]{4})?)|(?P<nl>[0-9]{3}[ ]?[A-Z]{2})|(?P<pl>[0-9]-[0-9]{3}))"
-    r"(?![\w-])"
+    r"[0-9](?<![\w-].)"
+    r"(?:(?P<five>[0-9]{4}(?:-[0-9]{4})?)|(?P<nl>[0-9]{3}[ ]?[A-Z]{2})|(?P<pl>[0-9]-[0-9]{3}))(?![\w-])"
 )
 _GB_POSTCODE = re.compile(r"[A-Z](?<![\w-].)[A-Z]?[0-9][A-Z0-9]?[ ]?[0-9][A-Z]{2}(?![\w-])")
 _SEGMENT_START = r"(?:^|(?<=[\n,;|\t\"]))[ \t]*"
@@ -38,6 +38,7 @@ _CITY_WORDS = r"[^\W\d_][^\W\d_'-]*(?:[ .'-]{1,2}[^\W\d_]+){0,3}"
 _US_BEFORE = re.compile(
     rf"{_SEGMENT_START}(?:[A-Z]{_CITY_WORDS},[ ]?(?P<state>[A-Z]{{2}})|[ADF]PO[ ]A[AEP])[ ]+\Z"
 )
+_TOWN_BEFORE = re.compile(rf"{_SEGMENT_START}[A-Z]{_CITY_WORDS}[ ]+\Z")
 _CITY_BEFORE = re.compile(rf"{_SEGMENT_START}{_CITY_WORDS},?[ ]*\Z")
 _CITY_AFTER = re.compile(
     r"(?:[ ]*,)?(?:[ ]+|[ ]*\r?\n[ \t]*)(?=[A-ZÀ-ÖØ-ÞĄĆĘŁŃÓŚŹŻ])[^\W\d_][\w'.-]*(?:[ ]+[\w'.()-]+){0,3}[ ]*"
@@ -45,7 +46,8 @@ _CITY_AFTER = re.compile(
 )
 _STREET_LINE = re.compile(
     r"""[0-9]{1,5}[a-zA-Z]?(?:[-/][0-9]{1,5}[a-zA-Z]?)?,?[ ]+[^\W\d_][^\n]{1,60}
-      |[^\W\d_][^\n]{1,60}?[^\W\d_.],?\.?[ ]+(?:n(?:o|º|°|r)\.?[ ]?)?[0-9]{1,5}[a-zA-Z]?(?:[-/][0-9]{1,5}[a-zA-Z]?)?
+      |[^\W\d_][^\n]{1,60}?[^\W\d_.],?\.?[ ]+(?:n(?:o|º|°|r)\.?[ ]?)?
+        [0-9]{1,5}[a-zA-Z]?(?:[-/][0-9]{1,5}[a-zA-Z]?)?
         (?:[ ,]+[^\n]{1,30})?""",
     re.VERBOSE,
 )
@@ -67,7 +69,7 @@ _LABELLED_STREET = re.compile(
     r"[\s\"';,]*(?:[^\W\d_][^\n]{0,40}?[^\W\d_.]\.?,?[ ]+[0-9]{1,5}[a-zA-Z]?(?![\w.:-])"
     r"|[0-9]{1,5}[a-zA-Z]?,?[ ]+[^\W\d_]{3,})"
 )
-_SEPARATORS = re.compile(r"[ \t]*[,;|\t][ \t]*")
+_FIELD_SEPARATORS = re.compile(r"[ \t]*(?:[;|\t]|,(?![ ]))[ \t]*")
 _BACK = 240
 
 
@@ -81,7 +83,8 @@ def count_addresses(view: TextView, limit: int = MAX_FINDINGS) -> int:
     for match in view.finditer(_GB_POSTCODE):
         if found >= limit:
             return found
-        found += _block(view, match.start(), 3)
+        town = _TOWN_BEFORE.search(view.text, max(0, match.start() - 40), match.start())  # "London NW1 6XE"
+        found += _block(view, town.start() if town else match.start(), 3)
     for start in _labelled_values(view):
         if found >= limit:
             return found
@@ -106,20 +109,25 @@ def _labelled_values(view: TextView) -> Iterator[int]:
 
 
 def _digit_block(view: TextView, match: re.Match[str]) -> bool:
-    """Return whether a numeric postcode closes an address block; find where its segment starts."""
-    text, start = view.text, match.start()
+    """Return whether a numeric postcode closes an address block, trying each place its segment may start."""
+    return any(_block(view, start, 1) for start in _segment_starts(view.text, match))
+
+
+def _segment_starts(text: str, match: re.Match[str]) -> list[int]:
+    """Return where the postcode's segment may start: "City, ST 12345", "City, 12345" or "12345 City"."""
+    start, starts = match.start(), []
     head = text[max(0, start - 60) : start].rstrip(" ")
     if match.lastgroup == "five" and head[-2:] in _STATES:
         before = _US_BEFORE.search(text, max(0, start - 60), start)
         if before is not None and before.group("state") in (None, *_STATES):
-            return _block(view, before.start(), 1)
+            starts.append(before.start())
     if match.lastgroup == "five" and head.endswith(","):
         before = _CITY_BEFORE.search(text, max(0, start - 60), start)
         if before is not None:
-            return _block(view, before.start(), 1)
-    if _CITY_AFTER.match(text, match.end()) is None:
-        return False
-    return _block(view, start, 1)
+            starts.append(before.start())
+    if _CITY_AFTER.match(text, match.end()) is not None:
+        starts.append(start)
+    return starts
 
 
 def _block(view: TextView, start: int, lines: int) -> bool:
@@ -136,16 +144,12 @@ def _street_before(text: str, start: int, lines: int) -> bool:
     prefix = current.strip(" \t")
     if prefix and prefix[-1] not in ',;|\t"':
         return False
-    candidates = _tail_candidates([p for p in _SEPARATORS.split(current) if p.strip()])
+    candidates = _segments(current)[-1:]
     for line in reversed(head[-lines:]):
-        candidates += _tail_candidates([p for p in _SEPARATORS.split(line.rstrip("\r")) if p.strip()])
-    return any(_STREET_LINE.fullmatch(c.strip(" \t\"'")) for c in candidates)
+        candidates += _segments(line)[-1:]
+    return any(_STREET_LINE.fullmatch(c.strip(" \t\"',;")) for c in candidates)
 
 
-def _tail_candidates(pieces: list[str]) -> list[str]:
-    """Return the last segment and the last two joined, as street-line candidates."""
-    if not pieces:
-        return []
-    if len(pieces) == 1:
-        return pieces
-    return [pieces[-1], ", ".join(pieces[-2:])]
+def _segments(line: str) -> list[str]:
+    """Split a line into fields: at tabs, ``;``, ``|`` and at commas of CSV (not ``78, rue ...``)."""
+    return [piece for piece in _FIELD_SEPARATORS.split(line.rstrip("\r")) if piece.strip(' \t",')]

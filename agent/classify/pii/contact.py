@@ -1,4 +1,13 @@
-"""E-mail addresses and telephone numbers."""
+"""E-mail addresses and telephone numbers.
+
+E-mail: a plain local part, ``@``, dotted host labels and an alphabetic TLD that is not a file extension
+(``icon@2x.png``); message and calendar identifiers (``UID:``, ``Message-ID:``) and scp locations
+(``git@host:repo``) are not mailboxes. Telephone: digit runs with phone separators are pre-filtered by
+shape (no dates, versions, IPs, decimals, ZIP+4, SSN shapes, repeated or sequential digits), then
+libphonenumber's matcher must find a valid number: international with ``+``/``00``, or national for the
+regions the corpus speaks (US, GB, DE, FR, IT, ES, NL, PL) grouped the way that region writes numbers. A
+bare run of digits needs a trunk ``0`` at full length or a phone label.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import phonenumbers
 
-from agent.classify.pii.text import MAX_CANDIDATES, MAX_FINDINGS, boundary_label
+from agent.classify.pii.text import MAX_CANDIDATES, MAX_FINDINGS, boundary_label, words
 
 if TYPE_CHECKING:
     from agent.classify.pii.text import TextView
@@ -73,14 +82,15 @@ _DATE_INSIDE = re.compile(
 )
 # Dates, an SSN, a ZIP+4 code, a year-suffixed standard ("0208-1990") or odd separator runs are not phones.
 _NOT_PHONE = re.compile(
-    r"\A(?:[0-9]{3}-[0-9]{2}-[0-9]{4}|[0-9]{5}-[0-9]{4}|[0-9]+-(?:19|20)[0-9]{2})\Z|[ ]{2}|[-./][-./ ]|[ ][-./]"
+    r"\A(?:[0-9]{3}-[0-9]{2}-[0-9]{4}|[0-9]{5}-[0-9]{4}|[0-9]+-(?:19|20)[0-9]{2})\Z"
+    r"|[ ]{2}|[-./][-./ ]|[ ][-./]"
 )
 _ASCENDING = "01234567890123456789"
 _DESCENDING = "98765432109876543210"
 _PHONE_LABEL = boundary_label(
-    r"phone|phone number|tel|tel\.|telephone|mobile|mob|cell|cellphone|fax|call|contact|handy|telefon|"
-    r"telefonnummer|mobil|mobilnummer|tél|tél\.|téléphone|portable|mobile|telefono|cellulare|cell\.|"
-    r"teléfono|movil|móvil|telefoon|telefoonnummer|mobiel|gsm|komórka|numer telefonu|nr tel|kom\.|tel\. kom"
+    r"phone|phone number|contact number|tel|tel\.|telephone|mobile|cell|cellphone|fax|handy|telefon|"
+    r"telefonnummer|mobil|mobilnummer|tél|tél\.|téléphone|portable|telefono|cellulare|cell\.|"
+    r"teléfono|movil|móvil|telefoon|telefoonnummer|mobiel|gsm|komórka|numer telefonu|nr tel|tel\. kom"
 )
 _MAX_CANDIDATES = 4_000
 _BARE_TRUNK_MIN = 9  # a bare run of digits after a trunk 0 is a number only at full national length
@@ -91,10 +101,9 @@ _FREE_GROUPING = frozenset({None, "DE", "NL"})  # international form, and region
 
 def count_phones(view: TextView, limit: int = MAX_FINDINGS) -> int:
     """Count telephone numbers that libphonenumber finds valid, in international or national form."""
-    found = examined = 0
-    for match in view.finditer(_PHONE):
-        examined += 1
-        if found >= limit or examined > _MAX_CANDIDATES:
+    found = 0
+    for examined, match in enumerate(view.finditer(_PHONE)):
+        if found >= limit or examined >= _MAX_CANDIDATES:
             break
         core = _EXTENSION.sub("", match.group()).strip()
         if _plausible_shape(core) and not view.in_iban_shape(match.start()) and _accepted(view, match, core):
@@ -120,9 +129,9 @@ def _accepted(view: TextView, match: re.Match[str], core: str) -> bool:
     """Return whether the candidate is a valid number (bare digit runs also need a trunk 0 or a label)."""
     digits = "".join(_GROUPS.findall(core))
     international = core.startswith("+") or digits.startswith("00")
-    if core.isdigit() and not (digits.startswith("0") and len(digits) >= _BARE_TRUNK_MIN):
-        if not view.label_before(match.start(), _PHONE_LABEL):
-            return False
+    full_trunk = digits.startswith("0") and len(digits) >= _BARE_TRUNK_MIN
+    if core.isdigit() and not full_trunk and not view.label_before(match.start(), _PHONE_LABEL):
+        return False
     if international:
         return _valid(core if core.startswith("+") else "+" + core.lstrip()[2:], None)
     return any(_valid(core, region) for region in _regions(digits))

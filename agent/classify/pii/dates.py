@@ -6,7 +6,7 @@ import datetime as dt
 import re
 from typing import TYPE_CHECKING
 
-from agent.classify.pii.text import BEFORE, MAX_FINDINGS, boundary_label
+from agent.classify.pii.text import BEFORE, MAX_FINDINGS, boundary_label, words
 
 if TYPE_CHECKING:
     from agent.classify.pii.text import TextView
@@ -20,7 +20,8 @@ _DATE = re.compile(
        (?P<iso>[0-9]{3}[-/.][0-9]{1,2}[-/.][0-9]{1,2})
       |(?P<num>[0-9]?[-/. ][0-9]{1,2}[-/. ](?:19|20)?[0-9]{2})
       |(?P<compact>[0-9]{7})
-      |(?P<dmy>[0-9]?(?:st|nd|rd|th|er|º)?\.?[ -]?(?:de[ ])?[^\W\d_]{3,12}\.?,?[ -](?:de[ ])?(?:19|20)[0-9]{2})
+      |(?P<dmy>[0-9]?(?:st|nd|rd|th|er|º)?\.?[ -]?(?:de[ ]|of[ ])?[^\W\d_]{3,12}\.?,?[ -]
+        (?:de[ ])?(?:19|20)[0-9]{2})
       |(?P<mdy>[0-9]?(?:st|nd|rd|th)?,?[ ](?:19|20)[0-9]{2})
     )(?![0-9])""",
     re.VERBOSE,
@@ -39,7 +40,8 @@ _LABEL = boundary_label(
     r"geburtsdatum|geburtstag|geboren|geboren am|geb|geb\.|geb\. am|geb\. datum|geb\.datum|"
     r"date de naissance|naissance|date de naiss\.|naiss\.|né le|née le|né\(e\) le|né\(e\)|né|née|"
     r"data di nascita|data nascita|nascita|nato il|nata il|nato a|nata a|"
-    r"fecha de nacimiento|nacimiento|fecha nac|fecha nac\.|f\. nacimiento|f\. nac\.|nacido el|nacida el|nacido|nacida|"
+    r"fecha de nacimiento|nacimiento|fecha nac|fecha nac\.|f\. nacimiento|f\. nac\.|"
+    r"nacido el|nacida el|nacido|nacida|"
     r"geboortedatum|geboren op|"
     r"data urodzenia|urodzony|urodzona|urodzony dnia|urodzona dnia|ur\."
 )
@@ -53,7 +55,7 @@ _MONTH_NAMES = (
     "styczeń stycznia luty lutego marzec marca kwiecień kwietnia maj maja czerwiec czerwca lipiec lipca "
     "sierpień sierpnia wrzesień września październik października listopad listopada grudzień grudnia"
 )
-MONTHS = frozenset(_MONTH_NAMES.split()) | words(
+MONTHS = words(_MONTH_NAMES) | words(
     "jan feb mar apr jun jul aug sep sept oct nov dec mär okt dez janv févr fevr avr juil déc gen mag "
     "giu lug ago set ott dic ene abr ago dic mrt mei sty lut kwi cze lip sie wrz paź lis gru"
 )

@@ -1,4 +1,10 @@
-"""Bank account numbers (IBAN) and payment card numbers."""
+"""Bank account numbers (IBAN) and payment card numbers.
+
+IBAN: written with or without spaces, checked by python-stdnum (country length, format, mod 97). Card:
+12-19 digits grouped like a printed card, Luhn-valid, not one repeated digit, in a known issuer range; a
+nearby card label stands in for the range, and 12-13 digit runs without grouping (the length of EAN-13
+barcodes) need the label. Neither counts inside something written like an IBAN.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +24,7 @@ _CARD = re.compile(r"[0-9](?<![A-Za-z0-9.,/-].)(?:[ -]?[0-9]){11,18}(?![0-9]|[.,
 _SEPARATORS = re.compile(r"[ -]")
 # 12- and 13-digit runs (old Visa, Maestro) are as long as EAN-13 barcodes: ungrouped, they need a label.
 _UNLABELLED_MIN = 14
+_UNKNOWN_RANGE_MIN = 15  # an issuer range we do not know is taken on a label's word only from 15 digits
 _CARD_LABEL = boundary_label(
     r"card|card number|card no|credit card|debit card|visa|mastercard|maestro|amex|"
     r"kreditkarte|karte|kartennummer|carte|carte bancaire|n° de carte|numéro de carte|carta|carta di credito|"
@@ -88,10 +95,10 @@ def _is_card(view: TextView, match: re.Match[str]) -> bool:
     if not options:
         return False
     known = [g for g in options if _card_digits(g, iin=True)]
-    grouped = len(known[0]) > 1 if known else False
-    if known and (grouped or len("".join(known[0])) >= _UNLABELLED_MIN):
+    if known and (len(known[0]) > 1 or len("".join(known[0])) >= _UNLABELLED_MIN):
         return True
-    return view.label_before(match.start(), _CARD_LABEL)
+    long_enough = known or any(len("".join(g)) >= _UNKNOWN_RANGE_MIN for g in options)
+    return bool(long_enough) and view.label_before(match.start(), _CARD_LABEL)
 
 
 def _groupings(candidate: str) -> list[list[str]]:

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 __all__ = ["Key", "Keys", "keyed", "normalise"]
 
 _KEY_SPAN = 48
-_KEY_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzäöüßéèêàâìòùíóúñłśżźćńąęı)\"'* \t")
+_KEY_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzäöüßéèêàâìòùíóúñłśżźćńąę)\"'* \t")
 _REVERSED_KEY = re.compile(r"[^\W\d_]+(?:[ \t_.\-]{1,3}[^\W\d_]+)*")
 _WORD = re.compile(r"[^\W\d_]+")
 _SEPARATORS = re.compile(r"[\s_.\-]+")

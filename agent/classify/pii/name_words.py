@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from agent.classify.pii.text import words
+
 __all__ = ["COMPANY_MARKERS", "PARTICLES", "STOPWORDS", "TITLES", "looks_like_name"]
 
 MAX_NAME_WORDS = 4
@@ -17,33 +19,38 @@ PARTICLES = words(
     "bin al el st st. mac"
 )
 _STOP_TEXT = """
-string str int integer boolean bool text number float double decimal object array list dict map set tuple
-none null nil true false undefined unknown required optional default value values type types name names field
-column description example examples test tests testing sample demo admin administrator user users root system
-server servers service services project projects report reports document documents file files data table
-index product products item items order orders invoice company inc ltd limited gmbh llc corp co ag sa srl bv
-nv plc team group department support sales marketing finance legal hr it the and of for new your my our this
-that not available version release build update config configuration settings main page home title subject
-date time account manager director officer engineer developer assistant street road avenue city country state
-region address email mail phone mobile fax total amount price summary notes note status active inactive pending
-open closed yes no ok n/a na tbd tba api app application module package library class function method interface
-component feature issue bug task step stage phase level error warning info debug log event message request
-response network database cluster node pipeline job worker queue cache storage backup security policy rule
-license agreement contract terms section chapter part appendix figure annex schedule meeting agenda minutes
-monday tuesday wednesday thursday friday saturday sunday plan pro plus premium basic standard enterprise edition
-free trial tool tools device model series unit kit pack bundle board card cards widget widgets guide manual
-overview introduction conclusion question answer chart dashboard template draft final copy original public
-private internal external general global local central north south east west united national international
-university college school institute foundation association society club hotel hospital bank insurance
-inventory catalog catalogue shipment delivery payment payments customer customers client clients patient
-patients employee employees contact contacts person people guest guests member members owner owners author
-authors anonymous redacted hidden masked unspecified other others various multiple all any each every some
-keine nicht unbekannt kunde kunden inconnu inconnue client anonyme sconosciuto cliente desconocido onbekend
-klant nieznany klient brak mit und ohne le la les el los las il gli het een des und dem
-helpdesk hotline desk office center centre reception daemon cron bot robot noreply postmaster mailer
-fundacja stiftung fondation fondazione fundación stichting spółka gesellschaft société società sociedad
+colleagues friends everyone everybody all team teams members partners sirs readers subscribers students
+parents participants community folks world there kollegen kolleginnen freunde zusammen alle collègues amis
+tous colleghi amici tutti compañeros amigos todos collega's allemaal iedereen państwo wszyscy wszystkim
+string str int integer boolean bool text number float double decimal object array list dict map set
+tuple none null nil true false undefined unknown required optional default value values type types name
+names field column description example examples test tests testing sample demo admin administrator user
+users root system server servers service services project projects report reports document documents
+file files data table index product products item items order orders invoice company inc ltd limited
+gmbh llc corp co ag sa srl bv nv plc team group department support sales marketing finance legal hr it
+the and of for new your my our this that not available version release build update config configuration
+settings main page home title subject date time account manager director officer engineer developer
+assistant street road avenue city country state region address email mail phone mobile fax total amount
+price summary notes note status active inactive pending open closed yes no ok n/a na tbd tba api app
+application module package library class function method interface component feature issue bug task step
+stage phase level error warning info debug log event message request response network database cluster
+node pipeline job worker queue cache storage backup security policy rule license agreement contract
+terms section chapter part appendix figure annex schedule meeting agenda minutes monday tuesday
+wednesday thursday friday saturday sunday plan pro plus premium basic standard enterprise edition free
+trial tool tools device model series unit kit pack bundle board card cards widget widgets guide manual
+overview introduction conclusion question answer chart dashboard template draft final copy original
+public private internal external general global local central north south east west united national
+international university college school institute foundation association society club hotel hospital
+bank insurance inventory catalog catalogue shipment delivery payment payments customer customers client
+clients patient patients employee employees contact contacts person people guest guests member members
+owner owners author authors anonymous redacted hidden masked unspecified other others various multiple
+all any each every some keine nicht unbekannt kunde kunden inconnu inconnue client anonyme sconosciuto
+cliente desconocido onbekend klant nieznany klient brak mit und ohne le la les el los las il gli het een
+des und dem helpdesk hotline desk office center centre reception daemon cron bot robot noreply
+postmaster mailer fundacja stiftung fondation fondazione fundación stichting spółka gesellschaft société
+società sociedad
 """
-STOPWORDS = frozenset(_STOP_TEXT.split())
+STOPWORDS = words(_STOP_TEXT)
 # Legal forms and organisational words: a value holding one names an organisation, not a person.
 COMPANY_MARKERS = words(
     "gmbh mbh ag kg ohg ug se ltd limited llc inc plc corp corporation company bv nv sa sas sarl spa "
@@ -56,7 +63,7 @@ def _name_word(word: str) -> bool:
     """Return whether a word is written like a name: a capital, then letters, hyphens or apostrophes."""
     if len(word) < 2 or not word[0].isupper() or word.lower() in STOPWORDS:
         return False
-    if not all(c.isalpha() or c in "-'’" for c in word):
+    if not all(c.isalpha() or c in "-'\u2019" for c in word):
         return False
     return any(c.islower() for c in word[1:]) or (word.isupper() and len(word) <= 20)
 

@@ -1,10 +1,12 @@
 """Person names, where a label or the structure says a name follows.
 
 Places that count: a name key before a colon (``Name:``, ``Patient:``, ``"full_name":``, vCard ``FN:``
-and ``N:``, ``Nachname:`` ...), a mail header with a display name (``From: "Jane Doe" <jane@...>``), a
-salutation (``Dear Ms Doe``, ``Sehr geehrte Frau Weber``) and a table column headed by a name key. The
-value must look like a name: one to four capitalised words with particles, no digits, none of the common
-words that fill such slots in code and forms (``Name: String``, ``Customer: Unknown``).
+and ``N:``, ``Nachname:`` ...; not a qualified ``Project name:``), a mail header with a display name
+(``From: "Jane Doe" <jane@...>``), a salutation opening a line (``Dear Ms Doe``, ``Sehr geehrte Frau
+Weber``), the line under a sign-off (``Kind regards,`` / ``Jane Doe``), an honorific before two name
+words anywhere (``Mr. John Smith``) and a table column headed by a name key. The value must look like a
+name: capitalised words with particles, no digits, no legal form (``GmbH``) and none of the common words
+that fill such slots in code and forms (``Name: String``, ``Customer: Unknown``).
 """
 
 from __future__ import annotations
@@ -48,15 +50,15 @@ _KEYS = Keys(
     + [(p, "mail") for p in _MAIL.split("|")]
     + [("n", "n")]
 )
-_HEADER = re.compile(
-    r"(?:(?:%s)[ _.-]*)?(?:%s|%s)(?:\s*\(.*\))?"
-    % (_QUALIFIED, _SINGLE.replace(" ", "[ _.-]*"), _FULL.replace(" ", "[ _.-]*"))
-)
+_SPACES = "[ _.-]*"
+_HEADER_KEYS = f"{_SINGLE}|{_FULL}".replace(" ", _SPACES)
+_HEADER = re.compile(rf"(?:(?:{_QUALIFIED.replace(' ', _SPACES)}){_SPACES})?(?:{_HEADER_KEYS})(?:\s*\(.*\))?")
 # Both run on the lower-cased text (``(?i)`` is several times slower): the alternatives are lower case.
 _SALUTATION = re.compile(
-    r"\n[ \t>*\"']*(?:dear|hello|hi|sehr geehrte[r]?|liebe[r]?|hallo|cher|chère|bonjour|gentile|gentilissim[oa]|"
+    r"\n[ \t>*\"']*(?:dear|hello|hi|sehr geehrte[r]?|liebe[r]?|hallo|cher|chère|bonjour|gentile|"
+    r"gentilissim[oa]|"
     r"egregi[oa]|car[oa]|estimad[oa](?:/[oa])?|querid[oa](?:/[oa])?|hola|beste|geachte|szanown[ya]|drog[ia]|"
-    r"dzień dobry|witam)[ \t]+(?=\w)"
+    r"dzień dobry|witam|madame|monsieur|mademoiselle)[ \t]+(?=\w)"
 )
 _SIGNOFF = re.compile(
     r"\n[ \t>*\"']*(?:kind regards|best regards|warm regards|regards|sincerely|yours sincerely|"
@@ -79,6 +81,7 @@ _PHRASE_END = re.compile(r"[.!?](?:\s|\Z)|[\n\r\t,;:()<>\[\]{}\"|=]")
 _LINE_END = re.compile(r"[\"']?[ \t]*[,;]?[ \t]*\r?(?:\n|\Z)")
 _MAX_SIGNATURE_WORDS = 5
 _SINGLE_SET = frozenset(_SINGLE.split("|"))
+_GREETING_END = re.compile(r"[,:!]|[\n\r\t|;<>()\[\]{}\"=]|\s{3,}")
 _VALUE_END = re.compile(r"[\n\r\t|;<>()\[\]{}\"=]|,|\s{3,}")
 _MAIL_NAME = re.compile(r"[ \t]*\"?([^\"<>\n@]{2,60}?)\"?[ \t]*<[^<>\s@]+@[^<>\s@]+\.[A-Za-z]{2,24}>")
 # A bare "name" key names a person only when nothing qualifies it: "Project name:" does not.
@@ -133,9 +136,10 @@ def _salutation_names(view: TextView, limit: int) -> int:
     found, text, lower = 0, "\n" + view.text, "\n" + view.lower
     for match in _SALUTATION.finditer(lower):
         value = text[match.end() : match.end() + 80]
-        end = _VALUE_END.search(value)
-        words = (value[: end.start()] if end else value).rstrip(",:!.").split()
-        found += looks_like_name(words, single_ok=False)
+        end = _GREETING_END.search(value)
+        words = (value[: end.start()] if end else value).split()
+        # "Dear Anna," names one person; without the comma a single word is too weak
+        found += looks_like_name(words, single_ok=end is not None and end.group() in ",:!")
         if found >= limit:
             return found
     for match in _SIGNOFF.finditer(lower):

@@ -70,7 +70,11 @@ def count_national_ids(view: TextView, limit: int = MAX_FINDINGS) -> int:
             break
         kind = match.lastgroup or ""
         value = match.group()
-        if _STRONG.get(kind, _never)(value) or (_WEAK.get(kind, _never)(value) and view.label_before(match.start(), _LABEL)) or (kind == "d11" and pesel.is_valid(value) and _pesel_date_nearby(view, match)):
+        if (
+            _STRONG.get(kind, _never)(value)
+            or (_WEAK.get(kind, _never)(value) and view.label_before(match.start(), _LABEL))
+            or (kind == "d11" and pesel.is_valid(value) and _pesel_date_nearby(view, match))
+        ):
             found += 1
     return found
 

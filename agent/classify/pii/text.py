@@ -27,6 +27,7 @@ __all__ = [
     "boundary_label",
     "name_cell",
     "unescape",
+    "words",
 ]
 
 MAX_FINDINGS = 10_000
@@ -35,7 +36,7 @@ BEFORE = 40  # how far before a value its label may start
 # Context kept either side of the digits: enough for the letters a digit-bearing value starts or ends
 # with (``DE89...``, ``BCCFRC15M25E852P``) and the look-arounds; labels are looked up in the whole text.
 _MARGIN = 16
-_CLUSTER = re.compile(r"[0-9](?:[^0-9]{0,%d}[0-9])*" % (2 * _MARGIN))
+_CLUSTER = re.compile(rf"[0-9](?:[^0-9]{{0,{2 * _MARGIN}}}[0-9])*")
 _DELIMS = ("\t", ";", "|", ",")
 _PARAGRAPH = re.compile(r"\n[ \t\r]*\n")
 _HEADER_CELL = re.compile(r"[\w .()/#°-]{1,48}")
@@ -52,17 +53,23 @@ _ESCAPED = {"n": "\n", "r": "\r", "t": "\t", '"': '"', "/": "/", "\\": "\\"}
 
 
 def unescape(text: str) -> str:
-    """Resolve JSON-style escapes (``\\u00fc``, ``\\n``) so that escaped values read as written."""
+    r"""Resolve JSON-style escapes (``\u00fc``, ``\n``) so that escaped values read as written."""
     if "\\" not in text:
         return text
     return _ESCAPE.sub(lambda m: chr(int(m.group(1), 16)) if m.group(1) else _ESCAPED[m.group(2)], text)
 
 
+def words(text: str) -> frozenset[str]:
+    """Return the whitespace-separated words of ``text`` as a set (for word lists written as prose)."""
+    return frozenset(text.split())
+
+
 def boundary_label(alternatives: str) -> re.Pattern[str]:
-    """Compile lower-case label alternatives with letter/digit boundaries (``_`` counts as a boundary).
+    r"""Compile lower-case label alternatives with letter/digit boundaries (``_`` counts as a boundary).
 
     Args:
-        alternatives: a regex alternation written in lower case; a space stands for ``[\\s_.-]*``.
+        alternatives: a flat regex alternation (no nested groups with ``|``) written in lower case; a space
+            stands for ``[\s_.-]*``. Longer alternatives are tried first.
 
     Returns:
         The compiled pattern, to be run on :attr:`TextView.lower`.
@@ -114,7 +121,7 @@ class TextView:
         return itertools.islice(self._finditer(self.text, pattern), MAX_CANDIDATES)
 
     def finditer_lower(self, pattern: re.Pattern[str]) -> Iterator[re.Match[str]]:
-        """Yield the matches of a lower-case pattern in the lower-cased digit windows, at most ``MAX_CANDIDATES``."""
+        """Yield the matches of a lower-case pattern in the lower-cased digit windows (``MAX_CANDIDATES``)."""
         return itertools.islice(self._finditer(self.lower, pattern), MAX_CANDIDATES)
 
     def _finditer(self, text: str, pattern: re.Pattern[str]) -> Iterator[re.Match[str]]:
@@ -210,7 +217,9 @@ def _split_outside_quotes(line: str, delim: str) -> list[str]:
     """Split a line at ``delim`` characters that are not inside double quotes."""
     if '"' not in line:
         return line.split(delim)
-    cells, current, quoted = [], [], False
+    cells: list[str] = []
+    current: list[str] = []
+    quoted = False
     for char in line:
         if char == '"':
             quoted = not quoted
