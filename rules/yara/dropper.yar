@@ -15,21 +15,20 @@ rule Script_Dropper_Download_Exec
         filesize < 1MB and $download and $chmod and $run
 }
 
-// A VBScript/JScript dropper: fetch over HTTP, write the body to disk with ADODB.Stream, run it.
+// A VBScript/JScript dropper: fetch over HTTP, write the body to disk with an ADODB stream, run it.
+// The object names are written as regular expressions with escaped dots, so that this rule file
+// (and any other file that merely quotes the rule) does not match itself.
 rule Script_Dropper_ADODB
 {
     meta:
         severity = "high"
-        description = "script fetches a file over HTTP, saves it with ADODB.Stream and executes it"
+        description = "script fetches a file over HTTP, saves it with an ADODB stream and executes it"
         family = "Dropper"
     strings:
-        $http1 = "MSXML2.XMLHTTP" nocase ascii wide
-        $http2 = "WinHttp.WinHttpRequest" nocase ascii wide
-        $http3 = "MSXML2.ServerXMLHTTP" nocase ascii wide
-        $stream = "ADODB.Stream" nocase ascii wide
-        $save = ".SaveToFile" nocase ascii wide
-        $exec1 = "WScript.Shell" nocase ascii wide
-        $exec2 = "Shell.Application" nocase ascii wide
+        $http = /(MSXML2\.(Server)?XMLHTTP|WinHttp\.WinHttpRequest)/ nocase ascii wide
+        $stream = /ADODB\.Stream/ nocase ascii wide
+        $save = /\.SaveToFile\b/ nocase ascii wide
+        $exec = /(WScript\.Shell|Shell\.Application)/ nocase ascii wide
     condition:
-        filesize < 1MB and any of ($http*) and $stream and $save and any of ($exec*)
+        filesize < 1MB and $http and $stream and $save and $exec
 }
