@@ -63,9 +63,11 @@ class Corpus:
     bytes: int = 0
     by_category: dict[str, int] = field(default_factory=dict)
     planted: set[str] = field(default_factory=set)  # paths relative to root
+    category_of: dict[str, str] = field(default_factory=dict)  # path relative to root -> category
 
-    def add(self, size: int, category: str) -> None:
+    def add(self, rel: str, size: int, category: str) -> None:
         """Count one written file."""
+        self.category_of[rel] = category
         self.files += 1
         self.bytes += size
         self.by_category[category] = self.by_category.get(category, 0) + 1
@@ -438,7 +440,7 @@ def _small_corpus(root: Path, n: int, p: _Pools, needles: list[tuple[bytes, bool
         path = rel_dir / f"{r.choice(p.words)}_{i:05d}.{ext}"
         _write(path, data)
         rel = path.relative_to(root).as_posix()
-        corpus.add(len(data), "eicar" if plan.eicar else plan.category)
+        corpus.add(rel, len(data), "eicar" if plan.eicar else plan.category)
         if planted or extra:
             corpus.planted.add(rel)
     return corpus
@@ -487,7 +489,7 @@ def _large_corpus(root: Path, n: int, p: _Pools, needles: list[tuple[bytes, bool
             plant = hex_needles.pop() if hex_needles else None
         written = _write_large(path, size, p, is_text, plant)
         rel = path.relative_to(root).as_posix()
-        corpus.add(written, "text" if is_text else "binary")
+        corpus.add(rel, written, "text" if is_text else "binary")
         if plant is not None:
             corpus.planted.add(rel)
     return corpus

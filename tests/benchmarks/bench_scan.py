@@ -5,12 +5,13 @@ Run on demand (not a pytest test)::
     python tests/benchmarks/bench_scan.py [--small N] [--large N] [--keep DIR] [--skip-clamscan]
 
 It generates a deterministic corpus (see ``_corpus.py``) and the same signatures for all three
-scanners, reads the corpus once to warm the page cache, then times every command ``--repeat`` times
-(interleaved, so machine noise hits all tools alike) and prints medians, ratios against the targets,
-and PASS/MISS. It never asserts: the numbers are for people to read.
+scanners, then times every command ``--repeat`` times (interleaved, so machine noise hits all tools
+alike; each run after an untimed read of the whole corpus, so it starts from a warm page cache) and
+prints medians, ratios against the targets, and PASS/MISS. It never asserts: the numbers are for
+people to read.
 
-Peak memory is the summed RSS (and PSS) of the endpoint-agent process tree, sampled with psutil
-every 50 ms. The reference tools come from Debian: ``apt-get install -y yara clamav``; a missing
+Peak memory is the summed RSS (and anonymous RSS) of the endpoint-agent process tree, sampled with
+psutil every 50 ms. The reference tools come from Debian: ``apt-get install -y yara clamav``; a missing
 tool is reported and its rows are left out.
 """
 
@@ -27,6 +28,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -49,7 +51,7 @@ class Run:
     to_summary: float | None = None  # seconds from start to the summary line (endpoint-agent)
     summary: dict[str, Any] | None = None
     peak_rss: int = 0  # bytes, whole process tree (endpoint-agent)
-    peak_pss: int = 0
+    peak_anon: int = 0  # bytes, anonymous part of the same (not counting mapped input files)
     flagged: int | None = None  # files the tool reported (yara, clamscan)
     stderr_tail: str = ""
 
@@ -75,31 +77,32 @@ class Series:
 
 
 class _TreeSampler(threading.Thread):
-    """Samples the summed RSS (and PSS) of a process and all its descendants every 50 ms."""
+    """Samples the summed RSS (and anonymous RSS) of a process and all its descendants every 50 ms.
+
+    RSS counts the pages of memory-mapped input files too (page cache, reclaimable); ``RssAnon`` from
+    ``/proc/PID/status`` is the memory the processes allocated themselves.
+    """
 
     def __init__(self, pid: int) -> None:
         super().__init__(daemon=True)
         self._root = psutil.Process(pid)
         self._halt = threading.Event()
         self.peak_rss = 0
-        self.peak_pss = 0
+        self.peak_anon = 0
 
     def run(self) -> None:
         while not self._halt.is_set():
-            rss = pss = 0
             try:
                 procs = [self._root, *self._root.children(recursive=True)]
             except psutil.Error:
                 return
+            rss = anon = 0
             for proc in procs:
-                try:
-                    info = proc.memory_full_info()
-                except psutil.Error:
-                    continue
-                rss += info.rss
-                pss += getattr(info, "pss", 0)
+                r, a = _memory(proc)
+                rss += r
+                anon += a
             self.peak_rss = max(self.peak_rss, rss)
-            self.peak_pss = max(self.peak_pss, pss)
+            self.peak_anon = max(self.peak_anon, anon)
             self._halt.wait(_RSS_INTERVAL)
 
     def stop(self) -> None:
@@ -107,8 +110,21 @@ class _TreeSampler(threading.Thread):
         self.join()
 
 
-def run_agent(cmd: list[str], home: Path) -> Run:
-    """Run endpoint-agent with ``$ENDPOINT_AGENT_HOME=home``; stdout is read and discarded."""
+def _memory(proc: psutil.Process) -> tuple[int, int]:
+    """(RSS, anonymous RSS) of one process in bytes; (0, 0) once it is gone."""
+    try:
+        with open(f"/proc/{proc.pid}/status", "rb") as fh:
+            fields = dict(line.split(b":", 1) for line in fh if line.startswith((b"VmRSS", b"RssAnon")))
+        return int(fields[b"VmRSS"].split()[0]) * 1024, int(fields[b"RssAnon"].split()[0]) * 1024
+    except (OSError, KeyError, ValueError):
+        try:
+            return proc.memory_info().rss, 0
+        except psutil.Error:
+            return 0, 0
+
+
+def run_agent(cmd: list[str], home: Path, collect: list[bytes] | None = None) -> Run:
+    """Run endpoint-agent with ``$ENDPOINT_AGENT_HOME=home``; stdout is read and dropped (or collected)."""
     env = {**os.environ, "ENDPOINT_AGENT_HOME": str(home)}
     with tempfile.TemporaryFile() as err:
         started = time.perf_counter()
@@ -117,7 +133,9 @@ def run_agent(cmd: list[str], home: Path) -> Run:
         sampler.start()
         got: dict[str, Any] = {}
         assert proc.stdout is not None
-        reader = threading.Thread(target=_read_summary, args=(proc.stdout, started, got), daemon=True)
+        reader = threading.Thread(
+            target=_read_summary, args=(proc.stdout, started, got, collect), daemon=True
+        )
         reader.start()
         rc = proc.wait()
         seconds = time.perf_counter() - started
@@ -131,13 +149,17 @@ def run_agent(cmd: list[str], home: Path) -> Run:
         to_summary=got.get("at"),
         summary=got.get("summary"),
         peak_rss=sampler.peak_rss,
-        peak_pss=sampler.peak_pss,
+        peak_anon=sampler.peak_anon,
         stderr_tail=tail,
     )
 
 
-def _read_summary(stream: IO[bytes], started: float, got: dict[str, Any]) -> None:
+def _read_summary(
+    stream: IO[bytes], started: float, got: dict[str, Any], collect: list[bytes] | None
+) -> None:
     for line in stream:
+        if collect is not None:
+            collect.append(line)
         if line.startswith(b'{"summary"'):
             got["at"] = time.perf_counter() - started
             got["summary"] = json.loads(line)
@@ -208,34 +230,66 @@ def _commands(tools: Tools, rules: RuleSets, corpus: Corpus, jobs: int | None) -
 
 def bench_corpus(
     corpus: Corpus, rules: RuleSets, tools: Tools, work: Path, repeat: int, jobs: int | None
-) -> dict[str, Series]:
-    """Time every command ``repeat`` times on ``corpus``; return the series by key."""
+) -> tuple[dict[str, Series], dict[str, Counter[str]]]:
+    """Time every command ``repeat`` times on ``corpus``.
+
+    Returns the series by key, and per-category counts from one more (untimed) warm-cache run.
+    """
     cmds = _commands(tools, rules, corpus, jobs)
     agent = cmds["agent"]
     no_cache = [*agent[:3], "--no-cache", *agent[3:]]
     series = {
         k: Series(k) for k in ("agent_nocache", "agent_cold", "agent_warm", "sha256sum", "yara", "clamscan")
     }
-    _say(f"[{corpus.name}] warm-up: reading every file once, then one untimed run of each tool on one dir")
-    subprocess.run(
-        _sh(f"find {shlex.quote(str(corpus.root))} -type f -print0 | xargs -0 cat > /dev/null"), check=True
+    read_all = _sh(f"find {shlex.quote(str(corpus.root))} -type f -print0 | xargs -0 cat > /dev/null")
+    _say(
+        f"[{corpus.name}] warm-up: one untimed run of each tool on one dir; the corpus is read before each run"
     )
+
+    def rewarm() -> None:
+        # Pages of a large corpus can be evicted between runs (memory pressure from other work on a
+        # shared machine): read everything again, untimed, so each run starts from a warm page cache.
+        subprocess.run(read_all, check=True)
+
+    rewarm()
     _warm_tools(cmds, corpus, work)
-    homes = 0
+    home = work
     for rep in range(1, repeat + 1):
-        homes += 1
-        home = work / f"home-{corpus.name}-{homes}"
-        _note(series["agent_nocache"], run_agent(no_cache, home), rep)
-        homes += 1
-        home = work / f"home-{corpus.name}-{homes}"
+        rewarm()
+        _note(series["agent_nocache"], run_agent(no_cache, work / f"home-{corpus.name}-{rep}-nocache"), rep)
+        home = work / f"home-{corpus.name}-{rep}-cache"
+        rewarm()
         _note(series["agent_cold"], run_agent(agent, home), rep)
+        rewarm()
         _note(series["agent_warm"], run_agent(agent, home), rep)
+        rewarm()
         _note(series["sha256sum"], run_plain(cmds["sha256sum"]), rep)
         if "yara" in cmds:
+            rewarm()
             _note(series["yara"], run_plain(cmds["yara"], count="yara"), rep)
         if "clamscan" in cmds:
+            rewarm()
             _note(series["clamscan"], run_plain(cmds["clamscan"], count="clamscan"), rep)
-    return {k: s for k, s in series.items() if s.runs}
+    lines: list[bytes] = []
+    run_agent(agent, home, collect=lines)  # untimed, from the cache: what each file was judged to be
+    return {k: s for k, s in series.items() if s.runs}, _by_category(corpus, lines)
+
+
+def _by_category(corpus: Corpus, lines: list[bytes]) -> dict[str, Counter[str]]:
+    """Per generated category: files, files with personal-data findings, personal data class, flagged."""
+    stats: dict[str, Counter[str]] = {}
+    prefix = str(corpus.root) + os.sep
+    for line in lines:
+        obj = json.loads(line)
+        if obj.get("summary"):
+            continue
+        rel = obj["path"].removeprefix(prefix)
+        counts = stats.setdefault(corpus.category_of.get(rel, "?"), Counter())
+        counts["files"] += 1
+        counts["findings"] += bool(obj.get("personal_data"))
+        counts["personal"] += obj.get("data_class") == "personal"
+        counts["flagged"] += obj.get("verdict") in ("malicious", "suspicious")
+    return stats
 
 
 def _warm_tools(cmds: dict[str, list[str]], corpus: Corpus, work: Path) -> None:
@@ -325,6 +379,23 @@ def report(
     return "\n".join(line.rstrip() for line in lines)
 
 
+def category_report(corpora: list[Corpus], categories: dict[str, dict[str, Counter[str]]]) -> str:
+    """How endpoint-agent judged each generated category (from a warm-cache run; not timed)."""
+    lines = [
+        (
+            "endpoint-agent verdicts by generated category (only 'personal' files hold personal data; the "
+            "policy also classes kinds such as 'other' personal by default):"
+        ),
+        f"{'corpus':<6} {'category':<9} {'files':>6} {'with findings':>14} {'data_class personal':>20} {'flagged':>8}",
+    ]
+    for c in corpora:
+        for cat, n in sorted(categories.get(c.name, {}).items()):
+            lines.append(
+                f"{c.name:<6} {cat:<9} {n['files']:>6} {n['findings']:>14} {n['personal']:>20} {n['flagged']:>8}"
+            )
+    return "\n".join(lines)
+
+
 def _notes(s: Series, corpus: Corpus) -> str:
     run = s.median_run()
     notes = []
@@ -334,7 +405,7 @@ def _notes(s: Series, corpus: Corpus) -> str:
             if run.summary.get("cached"):
                 notes.append(f"cached {run.summary['cached']}")
         notes.append(f"peak RSS {max(r.peak_rss for r in s.runs) / MIB:.0f} MiB")
-        notes.append(f"PSS {max(r.peak_pss for r in s.runs) / MIB:.0f} MiB")
+        notes.append(f"anon {max(r.peak_anon for r in s.runs) / MIB:.0f} MiB")
     elif run.flagged is not None:
         notes.append(f"flagged {run.flagged}/{len(corpus.planted)}")
     bad = sorted({r.rc for r in s.runs if r.rc not in (0, 1)})
@@ -443,12 +514,21 @@ def _dump(c: Corpus) -> dict[str, Any]:
         "bytes": c.bytes,
         "by_category": c.by_category,
         "planted": sorted(c.planted),
+        "category_of": c.category_of,
     }
 
 
 def _load_manifest(out: Path, saved: dict[str, Any]) -> tuple[Corpus, Corpus, RuleSets]:
     cs = [
-        Corpus(d["name"], Path(d["root"]), d["files"], d["bytes"], d["by_category"], set(d["planted"]))
+        Corpus(
+            d["name"],
+            Path(d["root"]),
+            d["files"],
+            d["bytes"],
+            d["by_category"],
+            set(d["planted"]),
+            d["category_of"],
+        )
         for d in saved["corpora"]
     ]
     r = saved["rules"]
@@ -481,8 +561,12 @@ def main(argv: list[str] | None = None) -> int:
         out = args.keep.resolve() if args.keep else work / "corpus"
         small, large, rules = _corpora(out, args.small, args.large, args.seed)
         corpora = [c for c in (small, large) if c.files and args.only in (None, c.name)]
-        results = {c.name: bench_corpus(c, rules, tools, work, args.repeat, args.jobs) for c in corpora}
+        results, categories = {}, {}
+        for c in corpora:
+            results[c.name], categories[c.name] = bench_corpus(c, rules, tools, work, args.repeat, args.jobs)
         print(report(corpora, results, rules, args.jobs))
+        print()
+        print(category_report(corpora, categories))
     return 0
 
 
