@@ -99,7 +99,9 @@ class ScanSession:
             jobs=self._jobs,
             limits=self.config.limits.describe(),
         )
-        self._pool = WorkerPool(self._jobs, setup, self._ctx, self.config.limits.max_scan_time + _GRACE)
+        self._pool = WorkerPool(
+            self._jobs, setup, self._ctx, self.config.limits.max_scan_time + _GRACE, weight=_request_size
+        )
         self._pool.__enter__()
         return self
 
@@ -184,6 +186,10 @@ class ScanSession:
         if self._pending.verdicts or self._pending.records:
             self.store.persist(self._pending.verdicts, self._pending.records)
             self._pending = _Pending()
+
+
+def _request_size(request: ScanRequest) -> int:
+    return request.stat.size if request.stat is not None else 0
 
 
 def _cacheable(outcome: Outcome) -> bool:

@@ -31,6 +31,7 @@ Req = TypeVar("Req")
 Res = TypeVar("Res")
 
 _BATCH = 16
+_BATCH_WEIGHT = 8 << 20  # a batch closes at 16 items or at this much weight (bytes), so big files spread out
 _FLUSH = 0.005  # seconds a finished result may wait in the worker before it is sent
 _IDLE = -1.0
 _CTX = multiprocessing.get_context("spawn")
@@ -112,8 +113,10 @@ class WorkerPool(Generic[Req, Res]):
         setup: Callable[[Any], Callable[[Req], Res]],
         payload: object,
         timeout: float,
+        weight: Callable[[Req], int] | None = None,
     ) -> None:
         self._jobs = max(1, jobs)
+        self._weight = weight or (lambda _item: 0)
         self._setup = setup
         self._payload = payload
         self._timeout = timeout
@@ -182,12 +185,24 @@ class WorkerPool(Generic[Req, Res]):
 
     def _dispatch(self, pending: deque[tuple[int, Req]]) -> None:
         for w in self._workers:
-            if len(w.inflight) >= _BATCH or not pending:
+            if not pending or len(w.inflight) >= _BATCH:
                 continue
-            batch = [pending.popleft() for _ in range(min(_BATCH, len(pending)))]
+            if sum(self._weight(item) for _, item in w.inflight) >= _BATCH_WEIGHT:
+                continue
+            batch = self._take(pending)
             w.inflight.extend(batch)
             with contextlib.suppress(OSError, ValueError):  # a dead worker is noticed by _collect
                 w.conn.send(batch)
+
+    def _take(self, pending: deque[tuple[int, Req]]) -> list[tuple[int, Req]]:
+        """Take the next batch: up to _BATCH items, closed early once it weighs _BATCH_WEIGHT."""
+        batch: list[tuple[int, Req]] = []
+        weight = 0
+        while pending and len(batch) < _BATCH and weight < _BATCH_WEIGHT:
+            entry = pending.popleft()
+            weight += self._weight(entry[1])
+            batch.append(entry)
+        return batch
 
     def _collect(
         self, busy: list[_Worker[Req]], pending: deque[tuple[int, Req]]

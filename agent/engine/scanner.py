@@ -65,22 +65,25 @@ class Engine:
         if size > self._limits.max_file_size:
             raise LimitExceeded("MaxFileSize")
         if size > MMAP_THRESHOLD and os.path.isdir(_PROC_FD):
+            # Large files are never copied into memory: SHA-256 streams through a small buffer, YARA-X
+            # maps the same open file through /proc (no path race), and the rest (type, text, archive
+            # directory) reads only the parts it needs through a read-only mapping.
+            sha256 = _hash_fd(fd, size)
             with mmap.mmap(fd, size, access=mmap.ACCESS_READ) as mapped:
-                mapped.madvise(mmap.MADV_SEQUENTIAL)
-                return self._scan_top(mapped, name, visit, f"{_PROC_FD}/{fd}")
-        return self._scan_top(_read_exactly(fd, size), name, visit, None)
+                return self._scan_top(mapped, name, visit, f"{_PROC_FD}/{fd}", sha256)
+        data = _read_exactly(fd, size)
+        return self._scan_top(data, name, visit, None, hashlib.sha256(data).hexdigest())
 
     def scan_bytes(self, data: bytes, name: str, visit: Visitor) -> ScanResult:
         """Scan an object already in memory (a stream)."""
         if len(data) > self._limits.max_file_size:
             raise LimitExceeded("MaxFileSize")
-        return self._scan_top(data, name, visit, None)
+        return self._scan_top(data, name, visit, None, hashlib.sha256(data).hexdigest())
 
     def _scan_top(
-        self, data: bytes | mmap.mmap, name: str, visit: Visitor, fd_path: str | None
+        self, data: bytes | mmap.mmap, name: str, visit: Visitor, fd_path: str | None, sha256: str
     ) -> ScanResult:
         walk = _Walk(budget=Budget.start(self._limits), visit=visit)
-        sha256 = hashlib.sha256(data).hexdigest()
         try:
             walk.budget.add_bytes(len(data))
             self._object(data, walk, name=name, member=None, depth=0, sha256=sha256, fd_path=fd_path)
@@ -169,6 +172,21 @@ def _detection(rule: yara_x.Rule, member: str | None) -> Detection:
     meta = dict(rule.metadata)
     severity = str(meta.get("severity", "high")).lower()
     return Detection(name=rule.identifier, source="yara", severity=severity, member=member)
+
+
+def _hash_fd(fd: int, size: int) -> str:
+    """SHA-256 of the first ``size`` bytes of an open file, through a 1 MiB buffer."""
+    digest = hashlib.sha256()
+    buf = bytearray(1 << 20)
+    view = memoryview(buf)
+    offset = 0
+    while offset < size:
+        n = os.preadv(fd, [view[: min(len(buf), size - offset)]], offset)
+        if n == 0:
+            raise ScanError("file shrank while being read")
+        digest.update(view[:n])
+        offset += n
+    return digest.hexdigest()
 
 
 def _read_exactly(fd: int, size: int) -> bytes:

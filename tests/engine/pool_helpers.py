@@ -25,3 +25,13 @@ def setup_echo(payload: object):
 def setup_broken(payload: object):
     """A worker whose setup dies, as with a damaged rules blob."""
     os._exit(7)
+
+
+def setup_pid(payload: object):
+    """A handler that answers with its worker's pid, after a short pause."""
+
+    def handle(item: str) -> int:
+        time.sleep(0.2)
+        return os.getpid()
+
+    return handle

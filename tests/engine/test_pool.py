@@ -64,3 +64,11 @@ def test_workers_that_cannot_start_fail_the_queue_instead_of_looping():
         results = dict(pool.map_unordered(["x", "y"]))
     assert set(results) == {"x", "y"}
     assert all(isinstance(r, Failure) and "failing to start" in r.detail for r in results.values())
+
+
+def test_heavy_items_are_spread_over_workers():
+    """Items weighing more than a batch's weight go out one per batch, so both workers get some."""
+    items = [f"big{n}" for n in range(6)]
+    with WorkerPool(2, pool_helpers.setup_pid, None, 10.0, weight=lambda _i: 64 << 20) as pool:
+        pids = {result for _, result in pool.map_unordered(items)}
+    assert len(pids) == 2
