@@ -175,6 +175,8 @@ class Progress:
         self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
     ) -> None:
         if self._enabled:
+            self._show()
+            self._bar.refresh()
             self._bar.stop()
 
     def advance(self, outcome: Outcome) -> None:
@@ -183,11 +185,14 @@ class Progress:
             return
         self._files += 1
         self._bytes += outcome.result.size if outcome.result else 0
-        if self._files % 64 == 0:
-            elapsed = max(time.monotonic() - self._started, 1e-9)
-            mbps = self._bytes / _MIB / elapsed
-            rate = f"{self._files:,} files  {self._files / elapsed:,.0f} files/s  {mbps:,.1f} MB/s"
-            self._bar.update(self._task, description=rate)
+        if self._files % 64 == 1:
+            self._show()
+
+    def _show(self) -> None:
+        elapsed = max(time.monotonic() - self._started, 1e-9)
+        mbps = self._bytes / _MIB / elapsed
+        rate = f"{self._files:,} files  {self._files / elapsed:,.0f} files/s  {mbps:,.1f} MB/s"
+        self._bar.update(self._task, description=rate)
 
     def print(self, text: Text) -> None:
         """Print a line to standard output (above the progress bar, which redirects it)."""

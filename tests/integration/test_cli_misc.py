@@ -1,0 +1,109 @@
+"""The rest of the command line: version, config commands, odd file names, the installed script."""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+import samples
+from conftest import json_lines, run_cli
+
+
+def test_version():
+    """--version prints the version and exits 0."""
+    proc = run_cli("--version", home=Path("/nonexistent-home"))
+    assert proc.returncode == 0
+    assert proc.stdout.startswith(b"endpoint-agent ")
+
+
+def test_config_example_and_show(tmp_path):
+    """`config example` is valid TOML; `config show` reflects a value from agent.toml."""
+    example = run_cli("config", "example", home=tmp_path)
+    assert example.returncode == 0
+    assert "limits" in tomllib.loads(example.stdout.decode())
+    (tmp_path / "agent.toml").write_text("[limits]\nmax_files = 77\n")
+    shown = run_cli("config", "show", home=tmp_path)
+    assert shown.returncode == 0
+    assert "max_files = 77" in shown.stdout.decode()
+
+
+def test_config_option_after_the_command(tmp_path):
+    """--config works after the command name too, and a missing file is a clear error."""
+    proc = run_cli("scan", "--config", str(tmp_path / "missing.toml"), str(tmp_path), home=tmp_path)
+    assert proc.returncode == 2
+    assert b"config file not found" in proc.stderr
+
+
+def test_undecodable_file_names_are_scanned_and_reported(tmp_path):
+    """A file name that is not valid UTF-8 is scanned; JSON and console output stay valid and inert."""
+    tree = tmp_path / "t"
+    tree.mkdir()
+    raw = os.fsencode(tree) + b"/bad-\xff\xfe-name.com"
+    with open(raw, "wb") as fh:
+        fh.write(samples.eicar())
+    proc = run_cli("scan", "--json", str(tree), home=tmp_path / "h")
+    objects, _ = json_lines(proc.stdout)
+    assert proc.returncode == 1
+    assert objects[0]["verdict"] == "malicious"
+    assert "bad-" in objects[0]["path"]
+    console = run_cli("scan", str(tree), home=tmp_path / "h")
+    assert b"bad-\\xff\\xfe-name.com" in console.stdout
+
+
+def test_installed_console_script():
+    """The `endpoint-agent` console script is installed next to the interpreter and runs."""
+    script = Path(sys.executable).parent / "endpoint-agent"
+    if not script.exists():
+        pytest.skip("not installed into this interpreter's environment")
+    import subprocess
+
+    proc = subprocess.run([str(script), "--version"], capture_output=True, check=False, timeout=60)
+    assert proc.returncode == 0
+    assert proc.stdout.startswith(b"endpoint-agent ")
+
+
+def test_terminal_shows_progress_summary_and_receipt(tmp_path):
+    """On a real terminal (a pty) the scan shows the progress line, the summary and the receipt."""
+    import pty
+    import select
+    import subprocess
+
+    tree = tmp_path / "t"
+    tree.mkdir()
+    for i in range(300):
+        (tree / f"f{i}.txt").write_text(f"line {i}\n" * 50)
+    (tree / "eicar.com").write_bytes(samples.eicar())
+    primary, secondary = pty.openpty()
+    env = {**os.environ, "ENDPOINT_AGENT_HOME": str(tmp_path / "h"), "COLUMNS": "120", "TERM": "xterm"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agent", "scan", "--receipt", str(tree)],
+        stdin=secondary,
+        stdout=secondary,
+        stderr=secondary,
+        env=env,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    os.close(secondary)
+    out = b""
+    while True:
+        ready, _, _ = select.select([primary], [], [], 60)
+        if not ready:
+            break
+        try:
+            chunk = os.read(primary, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+    proc.wait(timeout=60)
+    os.close(primary)
+    text = out.decode(errors="replace")
+    assert proc.returncode == 1
+    assert re.search(r"[\d,]+ files  [\d,]+ files/s  [\d,.]+ MB/s", text), "no progress line"
+    assert "Scan summary" in text and "Privacy receipt" in text
+    assert "EICAR_Test_File" in text
