@@ -32,7 +32,7 @@ class ScanLimits:
     max_scan_time: float = 120.0
     max_compression_ratio: int = 200
     ratio_floor: int = 1 * MIB
-    max_extract_chars: int = 4_000_000
+    max_extract_chars: int = 1_000_000
 
     def describe(self) -> dict[str, int | float]:
         """Return the limits as a flat mapping, for the start-up log event and ``config show``."""
