@@ -183,6 +183,34 @@ def test_count_is_capped():
     assert detect(text)["email"] == MAX_FINDINGS
 
 
+def test_request_id_in_log_is_not_a_phone():
+    """A bare run of digits after ``req=`` in a log line (no ``+``, separator or phone label) is no phone."""
+    lines = [
+        f"2024-03-21T20:01:{i:02d}.024Z INFO  [worker-3] request done req={req} status=200 ms=81"
+        for i, req in enumerate(("482913556120", "048291355612", "004915112345678"))
+    ]
+    assert "phone" not in detect("\n".join(lines))
+
+
+def test_bare_digits_in_phone_column_are_a_phone():
+    """A bare run of digits counts as a phone number in a column headed ``phone``."""
+    assert detect("name,phone\nJane Doe,02079460958\n").get("phone") == 1
+
+
+def test_product_names_under_name_header_are_not_people():
+    """A CSV column headed ``name`` that holds product names yields no person names."""
+    products = ("Mrs Congress", "television thought", "Democrat Republican", "deep treatment", "tax policy")
+    rows = [f"SKU-{i:06X},{product},misc,{i},{i}.50,in_stock" for i, product in enumerate(products * 6)]
+    assert "person_name" not in detect("sku,name,category,qty,price,status\n" + "\n".join(rows))
+
+
+def test_people_under_name_header_are_counted():
+    """A CSV column headed ``name`` that holds full names of people counts each of them."""
+    people = ("Jane Doe", "John Smith", "Anna Weber", "Piotr Nowak")
+    rows = [f"{i},{person},yes" for i, person in enumerate(people)]
+    assert detect("id,name,opt_in\n" + "\n".join(rows)).get("person_name") == len(people)
+
+
 def test_does_not_log(caplog):
     """Detection logs nothing, so found values cannot leak into logs."""
     with caplog.at_level(logging.DEBUG):

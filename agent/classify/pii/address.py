@@ -4,7 +4,9 @@ A postcode alone is a five-digit number far too often, so it counts only as part
 (with its city, or after "City, ST" in the US) starts a line or a comma-separated segment and the line or
 segment before it is a street with a house number ("Hauptstr. 5", "12 High Street"), or an address label
 is close before it. A street with a number also counts after an address key (``Address:``,
-``Anschrift:``, vCard ``ADR;TYPE=home:``) or in a column headed by one.
+``Anschrift:``, vCard ``ADR;TYPE=home:``) or in a column headed by one. Postcodes are only looked for
+where the trigger search found their shape (a run of exactly five digits, ``1234 AB``, ``12-345 City``,
+``6XE``), keys and columns where it found an address word.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from agent.classify.pii.keys import Keys, keyed
+from agent.classify.pii.keys import Keys, colons_after, keyed
 from agent.classify.pii.tables import column_cells
 from agent.classify.pii.text import MAX_FINDINGS, boundary_label, words
 
@@ -71,16 +73,18 @@ _LABELLED_STREET = re.compile(
 )
 _FIELD_SEPARATORS = re.compile(r"[ \t]*(?:[;|\t]|,(?![ ]))[ \t]*")
 _BACK = 240
+_POSTCODE_TRIGGER = 3  # "1234 AB" and "12-345" are found by their last digit and what follows
+_GB_OUTWARD = 8  # the outward code and blank before the inward code's digit, where the trigger is
 
 
 def count_addresses(view: TextView, limit: int = MAX_FINDINGS) -> int:
     """Count postal addresses (see the module docstring for the shapes that count)."""
     found = 0
-    for match in view.finditer(_DIGIT_POSTCODE):
+    for match in view.finditer(_DIGIT_POSTCODE, view.windows(("five", "postcode"), _POSTCODE_TRIGGER), 16):
         if found >= limit:
             return found
         found += _digit_block(view, match)
-    for match in view.finditer(_GB_POSTCODE):
+    for match in view.finditer(_GB_POSTCODE, view.windows(("uk_postcode",), _GB_OUTWARD), 16):
         if found >= limit:
             return found
         town = _TOWN_BEFORE.search(view.text, max(0, match.start() - 40), match.start())  # "London NW1 6XE"
@@ -89,23 +93,27 @@ def count_addresses(view: TextView, limit: int = MAX_FINDINGS) -> int:
         if found >= limit:
             return found
         found += _LABELLED_STREET.match(view.text, start) is not None
-    for _, cells in column_cells(view, _HEADER):
+    for _, cells in column_cells(view, _HEADER, view.tables_at(view.hits.get("address", ()))):
         found += sum(1 for cell in cells if _LABELLED_STREET.match(cell))
     return min(found, limit)
 
 
 def _labelled_values(view: TextView) -> Iterator[int]:
     """Yield where values of address keys start: ``Address:`` (not ``IP address:``) and vCard ``ADR``."""
-    for key in keyed(view, _KEYS):
+    hits, lower = view.hits.get("address", ()), view.lower
+    for key in keyed(view, _KEYS, colons_after(lower, hits)):
         if _NOT_POSTAL.search(view.lower, max(0, key.start - 12), key.start) is None:
             yield key.value
-    lower, start = view.lower, 0
-    while (start := lower.find("adr", start)) >= 0:
+    for start in hits:
         line_start = start == 0 or lower[start - 1] in "\r\n"
         colon = lower.find(":", start, start + 64)
-        if line_start and lower[start + 3 : start + 4] in (";", ":") and colon >= 0:
+        if (
+            line_start
+            and lower.startswith("adr", start)
+            and lower[start + 3 : start + 4] in (";", ":")
+            and colon >= 0
+        ):
             yield colon + 1
-        start += 3
 
 
 def _digit_block(view: TextView, match: re.Match[str]) -> bool:

@@ -6,7 +6,9 @@ E-mail: a plain local part, ``@``, dotted host labels and an alphabetic TLD that
 shape (no dates, versions, IPs, decimals, ZIP+4, SSN shapes, repeated or sequential digits), then
 libphonenumber's matcher must find a valid number: international with ``+``/``00``, or national for the
 regions the corpus speaks (US, GB, DE, FR, IT, ES, NL, PL) grouped the way that region writes numbers. A
-bare run of digits needs a trunk ``0`` at full length or a phone label.
+bare run of digits (no ``+``, no separator: order numbers, request ids) needs a phone label before it or
+a phone column. Candidates are only looked for around the shapes a number cannot do without (two groups
+of three or more digits, ``+`` before a digit, pairs of two digits, a long run of digits).
 """
 
 from __future__ import annotations
@@ -93,7 +95,9 @@ _PHONE_LABEL = boundary_label(
     r"teléfono|movil|móvil|telefoon|telefoonnummer|mobiel|gsm|komórka|numer telefonu|nr tel|tel\. kom"
 )
 _MAX_CANDIDATES = 4_000
-_BARE_TRUNK_MIN = 9  # a bare run of digits after a trunk 0 is a number only at full national length
+_TRIGGERS = ("spaced", "separated", "pairs", "plus", "run")
+_REACH = 48  # a number with its extension and look-ahead
+_LONGEST = 25  # characters of a number before its extension: a trigger is at most this far in
 # Regions tried for numbers written without an international prefix, by how the number starts.
 _TRUNK_ZERO = ("GB", "DE", "FR", "IT", "NL")
 _FREE_GROUPING = frozenset({None, "DE", "NL"})  # international form, and regions with free area-code lengths
@@ -102,7 +106,8 @@ _FREE_GROUPING = frozenset({None, "DE", "NL"})  # international form, and region
 def count_phones(view: TextView, limit: int = MAX_FINDINGS) -> int:
     """Count telephone numbers that libphonenumber finds valid, in international or national form."""
     found = 0
-    for examined, match in enumerate(view.finditer(_PHONE)):
+    candidates = view.finditer(_PHONE, view.windows(_TRIGGERS, _LONGEST), _REACH)
+    for examined, match in enumerate(candidates):
         if found >= limit or examined >= _MAX_CANDIDATES:
             break
         core = _EXTENSION.sub("", match.group()).strip()
@@ -126,11 +131,10 @@ def _plausible_shape(core: str) -> bool:
 
 
 def _accepted(view: TextView, match: re.Match[str], core: str) -> bool:
-    """Return whether the candidate is a valid number (bare digit runs also need a trunk 0 or a label)."""
+    """Return whether the candidate is a valid number (bare digit runs also need a label or column)."""
     digits = "".join(_GROUPS.findall(core))
     international = core.startswith("+") or digits.startswith("00")
-    full_trunk = digits.startswith("0") and len(digits) >= _BARE_TRUNK_MIN
-    if core.isdigit() and not full_trunk and not view.label_before(match.start(), _PHONE_LABEL):
+    if core.isdigit() and not view.label_before(match.start(), _PHONE_LABEL):
         return False
     if international:
         return _valid(core if core.startswith("+") else "+" + core.lstrip()[2:], None)

@@ -1,12 +1,17 @@
-"""Dates of birth: a plausible date right after a birth-date label, or in a birth-date table column."""
+"""Dates of birth: a plausible date right after a birth-date label, or in a birth-date table column.
+
+Dates are everywhere in logs, so the labels are found first (from their trigger words) and dates are only
+looked for just after them and in the cells of birth-date columns.
+"""
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import re
 from typing import TYPE_CHECKING
 
-from agent.classify.pii.text import BEFORE, MAX_FINDINGS, boundary_label, words
+from agent.classify.pii.text import BEFORE, MAX_FINDINGS, boundary_label, merge_spans, words
 
 if TYPE_CHECKING:
     from agent.classify.pii.text import TextView
@@ -26,6 +31,9 @@ _DATE = re.compile(
     )(?![0-9])""",
     re.VERBOSE,
 )
+_DATE_REACH = 40  # the longest date ("15th de septiembre, de 1985") and its look-ahead
+_MONTH_SPAN = 16  # "March 15, 1985" counts from the month, up to this far before the day digits
+_TRIGGER_SPAN = 24  # a label's trigger word starts at most this far into it and ends this far before its end
 _NUMBER = re.compile(r"[0-9]+")
 _SENTENCE_END = re.compile(r"[.!?]\s")
 # What may stand between a label and its date: punctuation, a format hint, a little word ("born on").
@@ -63,14 +71,35 @@ MONTHS = words(_MONTH_NAMES) | words(
 
 def count_birth_dates(view: TextView, limit: int = MAX_FINDINGS) -> int:
     """Count plausible dates (year 1900 to now) written just after a birth-date label."""
+    labels = _label_spans(view)
+    if not labels:
+        return 0
+    cells = view.column_spans(_LABEL, (start for start, _ in labels))
+    windows = merge_spans(sorted([(end, start + BEFORE + _MONTH_SPAN) for start, end in labels] + cells))
     found = 0
-    for match in view.finditer(_DATE):
+    for match in view.finditer(_DATE, windows, _DATE_REACH):
         if found >= limit:
             break
         start = _date_start(view.text, match)
-        if start >= 0 and _labelled(view, start):
+        if start >= 0 and (_in_spans(cells, start) or _labelled(view, start)):
             found += 1
     return found
+
+
+def _in_spans(spans: list[tuple[int, int]], pos: int) -> bool:
+    """Return whether ``pos`` falls in one of the sorted, disjoint ``spans`` (cells of a column)."""
+    index = bisect.bisect_right(spans, pos, key=lambda span: span[0]) - 1
+    return index >= 0 and spans[index][0] <= pos < spans[index][1]
+
+
+def _label_spans(view: TextView) -> list[tuple[int, int]]:
+    """Return the ``(start, end)`` of the birth-date labels around the label triggers, in order."""
+    spans: set[tuple[int, int]] = set()
+    for hit in view.hits.get("birth", ()):
+        for label in _LABEL.finditer(view.lower, max(0, hit - _TRIGGER_SPAN), hit + _TRIGGER_SPAN):
+            if label.start() <= hit < label.end():
+                spans.add(label.span())
+    return sorted(spans)
 
 
 def _labelled(view: TextView, start: int) -> bool:

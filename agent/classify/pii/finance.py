@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from stdnum import iban, luhn
 
-from agent.classify.pii.text import IBAN_SHAPE, MAX_FINDINGS, boundary_label
+from agent.classify.pii.text import IBAN_SHAPE, IBAN_TRIGGERS, MAX_FINDINGS, boundary_label
 
 if TYPE_CHECKING:
     from agent.classify.pii.text import TextView
@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 __all__ = ["count_cards", "count_ibans", "known_iin"]
 
 _CARD = re.compile(r"[0-9](?<![A-Za-z0-9.,/-].)(?:[ -]?[0-9]){11,18}(?![0-9]|[.,/-][0-9])")
+_CARD_TRIGGERS = ("card", "run")  # a card has a long run or two groups of four around a blank or dash
+_CARD_LONGEST = 37
 _SEPARATORS = re.compile(r"[ -]")
 # 12- and 13-digit runs (old Visa, Maestro) are as long as EAN-13 barcodes: ungrouped, they need a label.
 _UNLABELLED_MIN = 14
@@ -62,7 +64,7 @@ _IIN_RANGES: tuple[tuple[int, int, frozenset[int]], ...] = (
 def count_ibans(view: TextView, limit: int = MAX_FINDINGS) -> int:
     """Count IBANs, with or without spaces, that pass the country length and mod-97 checks."""
     found = 0
-    for match in view.finditer(IBAN_SHAPE):
+    for match in view.finditer(IBAN_SHAPE, view.windows(IBAN_TRIGGERS, 0)):
         if found >= limit:
             break
         found += _valid_iban(match.group())
@@ -81,7 +83,7 @@ def _valid_iban(candidate: str) -> bool:
 def count_cards(view: TextView, limit: int = MAX_FINDINGS) -> int:
     """Count Luhn-valid card numbers of 12-19 digits in a known issuer range, grouped like cards."""
     found = 0
-    for match in view.finditer(_CARD):
+    for match in view.finditer(_CARD, view.windows(_CARD_TRIGGERS, _CARD_LONGEST), _CARD_LONGEST + 3):
         if found >= limit:
             break
         if not view.in_iban_shape(match.start()):

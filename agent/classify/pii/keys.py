@@ -1,12 +1,14 @@
 """``key: value`` pairs whose key is a known phrase (``Full name:``, ``"date_of_birth":``, ``Anschrift:``).
 
-Every colon of a text is a candidate, so the key before it is read cheaply: the letters and separators
-right before the colon are matched on the reversed text (an anchored, linear match) and the longest
-known phrase among their last words is looked up in a dictionary.
+The colons to look at come from the caller's triggers (a colon before a capital, the first colon after
+an address word), and the key before each is read cheaply: the letters and separators right before the
+colon are matched on the reversed text (an anchored, linear match) and the longest known phrase among
+their last words is looked up in a dictionary.
 """
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -21,6 +23,7 @@ if TYPE_CHECKING:
 __all__ = ["Key", "Keys", "keyed", "normalise"]
 
 _KEY_SPAN = 48
+_REACH = _KEY_SPAN + 40  # from a word of a key to its colon: the key's rest and a hint "(dd/mm/yyyy)"
 _KEY_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzäöüßéèêàâìòùíóúñłśżźćńąę)\"'* \t")
 _REVERSED_KEY = re.compile(r"[^\W\d_]+(?:[ \t_.\-]{1,3}[^\W\d_]+)*")
 _WORD = re.compile(r"[^\W\d_]+")
@@ -52,21 +55,26 @@ class Key:
     value: int
 
 
-def keyed(view: TextView, keys: Keys) -> Iterator[Key]:
-    """Yield the colons of ``view`` whose key ends with one of ``keys`` (longest phrase wins).
+def colons_after(lower: str, hits: Iterable[int]) -> list[int]:
+    """Return, in order, the first colon after each hit within a key's reach (a key holds no colon)."""
+    found = {lower.find(":", hit, hit + _REACH) for hit in hits}
+    found.discard(-1)
+    return sorted(found)
+
+
+def keyed(view: TextView, keys: Keys, colons: Iterable[int]) -> Iterator[Key]:
+    """Yield the keys among ``keys`` that end just before the given ``colons`` (longest phrase wins).
 
     A colon after a digit (times, ports, drive letters) is skipped without a look-up; at most
     ``MAX_CANDIDATES`` colons are examined.
     """
-    lower, examined = view.lower, 0
-    colon = lower.find(":")
-    while colon > 0 and examined < MAX_CANDIDATES:
-        if lower[colon - 1] in _KEY_CHARS:
-            examined += 1
-            key = _key_at(lower, colon, keys)
-            if key is not None:
-                yield key
-        colon = lower.find(":", colon + 1)
+    lower = view.lower
+    for colon in itertools.islice(
+        (c for c in colons if c > 0 and lower[c - 1] in _KEY_CHARS), MAX_CANDIDATES
+    ):
+        key = _key_at(lower, colon, keys)
+        if key is not None:
+            yield key
 
 
 def _last_word(segment: str) -> str:

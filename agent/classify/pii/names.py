@@ -6,7 +6,11 @@ and ``N:``, ``Nachname:`` ...; not a qualified ``Project name:``), a mail header
 Weber``), the line under a sign-off (``Kind regards,`` / ``Jane Doe``), an honorific before two name
 words anywhere (``Mr. John Smith``) and a table column headed by a name key. The value must look like a
 name: capitalised words with particles, no digits, no legal form (``GmbH``) and none of the common words
-that fill such slots in code and forms (``Name: String``, ``Customer: Unknown``).
+that fill such slots in code and forms (``Name: String``, ``Customer: Unknown``). A column under a bare
+``name`` (not ``full name``, ``customer``, ``Nachname`` ...) also lists products and projects: there a
+cell counts only as a full name (two or more name words), and only if full names fill a quarter of the
+rows. Keys are only read at colons followed by a capital (or a title in small letters: ``pan``,
+``dhr.``), honorifics only where the trigger search found one.
 """
 
 from __future__ import annotations
@@ -17,10 +21,10 @@ from typing import TYPE_CHECKING
 from agent.classify.pii.keys import Key, Keys, keyed, normalise
 from agent.classify.pii.name_words import looks_like_name
 from agent.classify.pii.tables import column_cells
-from agent.classify.pii.text import MAX_FINDINGS
+from agent.classify.pii.text import MAX_FINDINGS, trie
 
 if TYPE_CHECKING:
-    from agent.classify.pii.text import TextView
+    from agent.classify.pii.text import Table, TextView
 
 __all__ = ["count_names"]
 
@@ -53,23 +57,35 @@ _KEYS = Keys(
 _SPACES = "[ _.-]*"
 _HEADER_KEYS = f"{_SINGLE}|{_FULL}".replace(" ", _SPACES)
 _HEADER = re.compile(rf"(?:(?:{_QUALIFIED.replace(' ', _SPACES)}){_SPACES})?(?:{_HEADER_KEYS})(?:\s*\(.*\))?")
-# Both run on the lower-cased text (``(?i)`` is several times slower): the alternatives are lower case.
-_SALUTATION = re.compile(
-    r"\n[ \t>*\"']*(?:dear|hello|hi|sehr geehrte[r]?|liebe[r]?|hallo|cher|chère|bonjour|gentile|"
-    r"gentilissim[oa]|"
-    r"egregi[oa]|car[oa]|estimad[oa](?:/[oa])?|querid[oa](?:/[oa])?|hola|beste|geachte|szanown[ya]|drog[ia]|"
-    r"dzień dobry|witam|madame|monsieur|mademoiselle)[ \t]+(?=\w)"
+# Both run on the lower-cased text (``(?i)`` is several times slower): the phrases are lower case. A line
+# is tried once: its indentation is taken possessively and the phrases are factored by prefix.
+_GREETINGS = (
+    "dear", "hello", "hi", "sehr geehrte", "sehr geehrter", "liebe", "lieber", "hallo", "cher", "chère",
+    "bonjour", "gentile", "gentilissimo", "gentilissima", "egregio", "egregia", "caro", "cara",
+    *(f"{word}{end}{alt}" for word in ("estimad", "querid") for end in "oa" for alt in ("", "/o", "/a")),
+    "hola", "beste", "geachte", "szanowny", "szanowna", "drogi", "droga", "dzień dobry", "witam", "madame",
+    "monsieur", "mademoiselle",
+)  # fmt: skip
+_SIGNOFFS = (
+    "kind regards", "best regards", "warm regards", "regards", "sincerely", "yours sincerely",
+    "yours faithfully", "best wishes", "best", "thanks", "thank you", "cheers", "mit freundlichen grüßen",
+    "mit freundlichen grüssen", "freundliche grüße", "viele grüße", "beste grüße", "liebe grüße",
+    "cordialement", "bien cordialement", "bien à vous", "salutations distinguées", "sincères salutations",
+    "cordiali saluti", "distinti saluti", "saluti", "un saluto", "atentamente", "un saludo",
+    "saludos cordiales", "saludos", "met vriendelijke groet", "met vriendelijke groeten",
+    "vriendelijke groet", "vriendelijke groeten", "groeten", "hartelijke groet", "hartelijke groeten",
+    "z poważaniem", "pozdrawiam", "z wyrazami szacunku", "serdecznie pozdrawiam",
+)  # fmt: skip
+# What ends a sign-off line: the line break (and a blank line) before the name, or a comma before it.
+_SIGNOFF_TAIL = r"(?:[ \t\"',.!]*\r?\n(?:[ \t\"']*\r?\n)?[ \t>*\"']*|[ \t]*[,!]+[ \t]*)"
+# One pass finds both: a line that opens with a greeting or a sign-off (one factored test per line),
+# then which of the two it is (a line may be both: "Liebe Grüße,").
+_OPENING = re.compile(
+    rf"\n[ \t>*\"']*+(?={trie(_GREETINGS + _SIGNOFFS)})"
+    rf"(?=(?P<greeting>{trie(_GREETINGS)})[ \t]+(?=\w))?"
+    rf"(?=(?P<signoff>{trie(_SIGNOFFS)}){_SIGNOFF_TAIL})?"
 )
-_SIGNOFF = re.compile(
-    r"\n[ \t>*\"']*(?:kind regards|best regards|warm regards|regards|sincerely|yours sincerely|"
-    r"yours faithfully|best wishes|best|thanks|thank you|cheers|"
-    r"mit freundlichen grüßen|mit freundlichen grüssen|freundliche grüße|viele grüße|beste grüße|liebe grüße|"
-    r"cordialement|bien cordialement|bien à vous|salutations distinguées|sincères salutations|"
-    r"cordiali saluti|distinti saluti|saluti|un saluto|atentamente|un saludo|saludos cordiales|saludos|"
-    r"met vriendelijke groet(?:en)?|vriendelijke groet(?:en)?|groeten|hartelijke groet(?:en)?|"
-    r"z poważaniem|pozdrawiam|z wyrazami szacunku|serdecznie pozdrawiam)"
-    r"(?:[ \t\"',.!]*\r?\n(?:[ \t\"']*\r?\n)?[ \t>*\"']*|[ \t]*[,!]+[ \t]*)"
-)
+_SIGNOFF_GAP = re.compile(_SIGNOFF_TAIL)
 # An honorific before two capitalised words names a person anywhere ("Mr. John Smith"). Honorifics that
 # are also common nouns (German "Frau", Polish "Pan") are left to salutations and labels. Written as one
 # branch of literals so that the regex engine skips ahead on the set of first letters.
@@ -86,6 +102,7 @@ _VALUE_END = re.compile(r"[\n\r\t|;<>()\[\]{}\"=]|,|\s{3,}")
 _MAIL_NAME = re.compile(r"[ \t]*\"?([^\"<>\n@]{2,60}?)\"?[ \t]*<[^<>\s@]+@[^<>\s@]+\.[A-Za-z]{2,24}>")
 # A bare "name" key names a person only when nothing qualifies it: "Project name:" does not.
 _BARE_KEYS = frozenset({"name", "nom", "nome", "nombre", "naam"})
+_PEOPLE_SHARE = 4  # a bare "name" column holds people when one row in this many has a full name
 _KEY_START = re.compile(r"(?:^|[\n\r\t\"'{,;|*>(\[-])[ \t*]*\Z")
 
 
@@ -94,19 +111,54 @@ def count_names(view: TextView, limit: int = MAX_FINDINGS) -> int:
     found = _keyed_names(view, limit)
     found += _salutation_names(view, limit - found)
     found += _titled_names(view, limit - found)
-    for header, cells in column_cells(view, _HEADER):
-        single = normalise(header) in _SINGLE_SET
-        for cell in cells:
+    for table in view.tables:
+        if not _may_name_people(view, table):
+            continue
+        for header, cells in column_cells(view, _HEADER, (table,)):
+            found += _column_names(view, table, normalise(header), cells)
             if found >= limit:
-                return found
-            found += looks_like_name(cell.split(), single_ok=single)
+                return limit
     return min(found, limit)
+
+
+def _may_name_people(view: TextView, table: Table) -> bool:
+    """Return whether a table may hold names: a name column, and enough full names if the key is bare.
+
+    A full name has a blank before a capital, which a shape search counts in one pass: a product list
+    under a bare ``name`` has too few of them to be a list of people.
+    """
+    headers = [normalise(cell) for cell in table.header if _HEADER.fullmatch(cell)]
+    if not headers or not all(header in _BARE_KEYS for header in headers):
+        return bool(headers)
+    shape, start, end = view.shape, table.start + 1, table.end + 1  # the shape is one longer in front
+    capitals = shape.count(b" A", start, end) + shape.count(b" U", start, end)
+    return _PEOPLE_SHARE * capitals >= _rows(view, table)
+
+
+def _rows(view: TextView, table: Table) -> int:
+    """Return the number of lines under a table's header row."""
+    return max(1, view.text.count("\n", table.start + 1, table.end))
+
+
+def _column_names(view: TextView, table: Table, header: str, cells: list[str]) -> int:
+    """Count the names in a name column; a bare ``name`` column must hold people, not products.
+
+    Under a bare ``name`` a cell counts only as two or more capitalised name words (``Mrs Congress`` is
+    a title and one word), and only when at least a quarter of the table's rows hold one: product and
+    project names fill such columns too (a multi-line address cell spreads over several rows).
+    """
+    if header not in _BARE_KEYS:
+        single = header in _SINGLE_SET
+        return sum(looks_like_name(cell.split(), single_ok=single) for cell in cells)
+    named = sum(looks_like_name(cell.split(), min_words=2) for cell in cells if cell)
+    return named if _PEOPLE_SHARE * named >= _rows(view, table) else 0
 
 
 def _keyed_names(view: TextView, limit: int) -> int:
     """Count names after ``key:`` where the key names a person (or is a mail address header)."""
     found = 0
-    for key in keyed(view, _KEYS):
+    vcards = (hit + 2 + (view.lower[hit + 1] == "f") for hit in view.hits.get("vcard", ()))
+    for key in keyed(view, _KEYS, sorted({*view.hits.get("colon", ()), *vcards})):
         found += _keyed_value(view.text, key)
         if found >= limit:
             break
@@ -134,29 +186,42 @@ def _keyed_value(text: str, key: Key) -> bool:
 def _salutation_names(view: TextView, limit: int) -> int:
     """Count names after a salutation opening a line (``Dear``, ``Geachte``) or under a sign-off line."""
     found, text, lower = 0, "\n" + view.text, "\n" + view.lower
-    for match in _SALUTATION.finditer(lower):
-        value = text[match.end() : match.end() + 80]
-        end = _GREETING_END.search(value)
-        words = (value[: end.start()] if end else value).split()
-        # "Dear Anna," names one person; without the comma a single word is too weak
-        found += looks_like_name(words, single_ok=end is not None and end.group() in ",:!")
-        if found >= limit:
-            return found
-    for match in _SIGNOFF.finditer(lower):
-        end = _LINE_END.search(text, match.end(), match.end() + 80)
-        words = text[match.end() : end.start()].split() if end else []
-        found += len(words) <= _MAX_SIGNATURE_WORDS and looks_like_name(words, single_ok=False)
+    for match in _OPENING.finditer(lower):
+        if match.group("greeting") is not None:
+            found += _greeted(text, match.end("greeting"))
+        if match.group("signoff") is not None:
+            gap = _SIGNOFF_GAP.match(lower, match.end("signoff"))
+            found += gap is not None and _signed(text, gap.end())
         if found >= limit:
             break
     return found
 
 
+def _greeted(text: str, start: int) -> bool:
+    """Return whether a name follows the greeting that ends at ``start`` ("Dear Anna," or "Dear Ms Weber")."""
+    value = text[start : start + 80].lstrip(" \t")
+    end = _GREETING_END.search(value)
+    words = (value[: end.start()] if end else value).split()
+    # "Dear Anna," names one person; without the comma a single word is too weak
+    return looks_like_name(words, single_ok=end is not None and end.group() in ",:!")
+
+
+def _signed(text: str, start: int) -> bool:
+    """Return whether the line at ``start`` (under a sign-off) is a name of at most a few words."""
+    end = _LINE_END.search(text, start, start + 80)
+    words = text[start : end.start()].split() if end else []
+    return len(words) <= _MAX_SIGNATURE_WORDS and looks_like_name(words, single_ok=False)
+
+
 def _titled_names(view: TextView, limit: int) -> int:
     """Count honorifics followed by a name ("Mr. John Smith", "Frau Weber") anywhere in the text."""
     found, text = 0, view.text
-    for match in _HONORIFIC.finditer(text):
+    for hit in view.hits.get("title", ()):
+        match = _HONORIFIC.match(text, hit)
         if found >= limit:
             break
+        if match is None:
+            continue
         if match.start() > 0 and text[match.start() - 1].isalpha():
             continue
         value = text[match.end() : match.end() + 60]

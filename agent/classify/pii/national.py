@@ -56,6 +56,11 @@ _LABEL = boundary_label(
     r"nir|insee|sécurité sociale|securite sociale|numéro de sécu|n° ss|"
     r"codice fiscale|national id|national identification number|id number|identity number|personal number"
 )
+# Shapes every value has: a codice fiscale's six letters and year, a NINO's letters and digits, long runs
+# of digits, groups of three around a blank, pairs (a spaced NINO), an SSN's 3-2-4 groups.
+_LETTER_TRIGGERS = ("fiscal", "iban", "run", "pairs")
+_DIGIT_TRIGGERS = ("run", "spaced", "ssn")
+_LONGEST = 24
 _BAD_NINO_PREFIXES = frozenset({"BG", "GB", "KN", "NK", "NT", "TN", "ZZ"})
 _NINO_FIRST_BAD = frozenset("DFIQUV")
 _NINO_SECOND_BAD = frozenset("DFIQUVO")
@@ -65,7 +70,9 @@ _PESEL_DATE_SPAN = 300
 def count_national_ids(view: TextView, limit: int = MAX_FINDINGS) -> int:
     """Count national identification numbers (see the module docstring for what needs a label)."""
     found = 0
-    for match in itertools.chain(view.finditer(_LETTER_ID), view.finditer(_DIGIT_ID)):
+    letters = view.finditer(_LETTER_ID, view.windows(_LETTER_TRIGGERS, _LONGEST), _LONGEST + 4)
+    digits = view.finditer(_DIGIT_ID, view.windows(_DIGIT_TRIGGERS, _LONGEST), _LONGEST + 4)
+    for match in itertools.chain(letters, digits):
         if found >= limit:
             break
         kind = match.lastgroup or ""

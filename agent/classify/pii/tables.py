@@ -10,24 +10,27 @@ from agent.classify.pii.text import MAX_FINDINGS
 
 if TYPE_CHECKING:
     import re
-    from collections.abc import Iterator
+    from collections.abc import Iterable, Iterator
 
-    from agent.classify.pii.text import TextView
+    from agent.classify.pii.text import Table, TextView
 
 __all__ = ["column_cells"]
 
 
-def column_cells(view: TextView, header: re.Pattern[str]) -> Iterator[tuple[str, list[str]]]:
+def column_cells(
+    view: TextView, header: re.Pattern[str], tables: Iterable[Table] | None = None
+) -> Iterator[tuple[str, list[str]]]:
     """Yield ``(header cell, cells below it)`` for each table column whose header matches ``header``.
 
     Args:
         view: the text and its tables.
         header: a pattern that must match a whole lower-case header cell.
+        tables: the tables to look at; all tables of the text by default.
 
     Yields:
         The header cell and the column's cells, stripped, at most ``MAX_FINDINGS`` rows per table.
     """
-    for table in view.tables:
+    for table in view.tables if tables is None else tables:
         columns = [i for i, cell in enumerate(table.header) if header.fullmatch(cell)]
         if not columns:
             continue

@@ -1,8 +1,10 @@
-"""One text under inspection: its lower-cased twin, the windows around digits and its tables.
+"""One text under inspection: its lower-cased twin, where values could be, and its tables.
 
-The detectors share a :class:`TextView` so that the costly passes (lower-casing, finding the digit
-windows, finding table headers) run once per text. Labels are searched in ``lower`` with case-sensitive
-patterns, which is several times faster than ``re.IGNORECASE``; ``lower`` keeps the offsets of ``text``.
+The detectors share a :class:`TextView` so that the costly passes (lower-casing, the trigger search,
+finding table headers) run once per text. A detector runs its regex only in the windows around the
+triggers it needs (see :mod:`agent.classify.pii.triggers`), never over the whole text. Labels are
+searched in ``lower`` with case-sensitive patterns, which is several times faster than
+``re.IGNORECASE``; ``lower`` keeps the offsets of ``text``.
 """
 
 from __future__ import annotations
@@ -10,22 +12,35 @@ from __future__ import annotations
 import bisect
 import itertools
 import re
-from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from agent.classify.pii.layout import (
+    PARAGRAPH,
+    PARAGRAPH_TABLE,
+    TABLE_START,
+    Table,
+    cell_spans,
+    column_of,
+    could_be_header,
+    table_at,
+)
+from agent.classify.pii.triggers import Hits, encode, find_hits
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterable, Iterator
 
 __all__ = [
     "BEFORE",
     "IBAN_SHAPE",
+    "IBAN_TRIGGERS",
     "MAX_CANDIDATES",
     "MAX_FINDINGS",
     "Table",
     "TextView",
     "boundary_label",
-    "name_cell",
+    "merge_spans",
+    "trie",
     "unescape",
     "words",
 ]
@@ -33,20 +48,14 @@ __all__ = [
 MAX_FINDINGS = 10_000
 MAX_CANDIDATES = 20_000  # matches one pattern may hand to validation in one text: bounds adversarial input
 BEFORE = 40  # how far before a value its label may start
-# Context kept either side of the digits: enough for the letters a digit-bearing value starts or ends
-# with (``DE89...``, ``BCCFRC15M25E852P``) and the look-arounds; labels are looked up in the whole text.
-_MARGIN = 16
-_CLUSTER = re.compile(rf"[0-9](?:[^0-9]{{0,{2 * _MARGIN}}}[0-9])*")
-_DELIMS = ("\t", ";", "|", ",")
-_PARAGRAPH = re.compile(r"\n[ \t\r]*\n")
-_HEADER_CELL = re.compile(r"[\w .()/#°-]{1,48}")
-_MAX_HEADER_LINE = 2048
-_MAX_HEADER_CELL = 48
+_SLACK = 64  # longer than any value a window's regex matches: a match starting in a window ends in reach
+_JOIN = 32  # windows closer than this are scanned as one
+_SEPARATOR = r"[\s_.-]*"  # between the words of a label: "date of birth", "date_of_birth", "dateofbirth"
 # An IBAN as written (validity aside): phone and card candidates inside one are parts of it.
 IBAN_SHAPE = re.compile(
     r"[A-Z](?<![A-Za-z0-9].)[A-Z][0-9]{2}(?:[ ]?[A-Z0-9]{4}){2,7}(?:[ ]?[A-Z0-9]{1,4})?(?![A-Za-z0-9])"
 )
-
+IBAN_TRIGGERS = ("iban",)
 
 _ESCAPE = re.compile(r"\\(?:u([0-9a-fA-F]{4})|([nrt\"/\\]))")
 _ESCAPED = {"n": "\n", "r": "\r", "t": "\t", '"': '"', "/": "/", "\\": "\\"}
@@ -64,35 +73,60 @@ def words(text: str) -> frozenset[str]:
     return frozenset(text.split())
 
 
+def trie(phrases: Iterable[str]) -> str:
+    """Return a regex matching any of the literal ``phrases``, factored by common prefixes.
+
+    The regex engine tries an alternation's branches one by one; factored, it reads each character once
+    (``dear|drogi`` becomes ``d(?:ear|rogi)``). Where one phrase extends another the longer is tried first.
+    """
+    return _token_trie([re.escape(char) for char in phrase] for phrase in phrases)
+
+
+def _token_trie(phrases: Iterable[list[str]]) -> str:
+    """Return the factored alternation of ``phrases`` given as lists of regex tokens."""
+    tree: dict[str, Any] = {}
+    for tokens in phrases:
+        node = tree
+        for token in tokens:
+            node = node.setdefault(token, {})
+        node[""] = {}
+    return _branches(tree)
+
+
+def _branches(node: dict[str, Any]) -> str:
+    """Return the regex for the phrases below ``node`` (the key ``""`` marks that a phrase ends here)."""
+    branches = [token + _branches(child) for token, child in sorted(node.items()) if token]
+    if not branches:
+        return ""
+    body = branches[0] if len(branches) == 1 else f"(?:{'|'.join(branches)})"
+    return f"(?:{body})?" if "" in node else body
+
+
 def boundary_label(alternatives: str) -> re.Pattern[str]:
     r"""Compile lower-case label alternatives with letter/digit boundaries (``_`` counts as a boundary).
 
     Args:
-        alternatives: a flat regex alternation (no nested groups with ``|``) written in lower case; a space
-            stands for ``[\s_.-]*``. Longer alternatives are tried first.
+        alternatives: a flat alternation of lower-case labels, literal but for ``\.``-style escapes; a
+            space stands for ``[\s_.-]*``. Factored by prefix (see :func:`trie`), longer labels are tried
+            first.
 
     Returns:
         The compiled pattern, to be run on :attr:`TextView.lower`.
     """
-    # Longest first, so that "geb. am" wins over "geb" where both match.
-    options = sorted(alternatives.split("|"), key=len, reverse=True)
-    body = "|".join(options).replace(" ", r"[\s_.-]*")
+    body = _token_trie(_label_tokens(label) for label in alternatives.split("|"))
     return re.compile(rf"(?<![^\W_])(?:{body})(?![^\W_])")
 
 
-def name_cell(cell: str) -> str:
-    """Return a table cell without surrounding quotes, blanks and markdown emphasis, in lower case."""
-    return cell.strip().strip("\"'*`").strip().lower()
-
-
-@dataclass(frozen=True, slots=True)
-class Table:
-    """A block of delimited lines: where it starts and ends, its delimiter and header cells (lower)."""
-
-    start: int
-    end: int
-    delim: str
-    header: tuple[str, ...]
+def _label_tokens(label: str) -> list[str]:
+    """Split a label into regex tokens: escapes, separators (a space) and literal characters."""
+    tokens: list[str] = []
+    chars = iter(label)
+    for char in chars:
+        if char == "\\":
+            tokens.append(char + next(chars))
+        else:
+            tokens.append(_SEPARATOR if char == " " else re.escape(char))
+    return tokens
 
 
 class TextView:
@@ -104,34 +138,59 @@ class TextView:
         if len(low) != len(text):  # a few characters lower-case to two; keep offsets aligned
             low = "".join(c if len(c.lower()) != 1 else c.lower() for c in text)
         self.lower = low
+        self._tables: dict[int, Table | None] = {}
 
     @cached_property
-    def windows(self) -> tuple[tuple[int, int], ...]:
-        """Spans of the text within ``_MARGIN`` characters of a digit, merged; empty without digits."""
-        text = self.text
-        if not any(d in text for d in "0123456789"):
-            return ()
-        size = len(text)
-        return tuple(
-            (max(0, m.start() - _MARGIN), min(size, m.end() + _MARGIN)) for m in _CLUSTER.finditer(text)
-        )
+    def _encoded(self) -> tuple[bytes, bytes]:
+        return encode(self.text)
 
-    def finditer(self, pattern: re.Pattern[str]) -> Iterator[re.Match[str]]:
-        """Yield the matches of a digit-bearing pattern in the digit windows, at most ``MAX_CANDIDATES``."""
-        return itertools.islice(self._finditer(self.text, pattern), MAX_CANDIDATES)
+    @property
+    def shape(self) -> bytes:
+        """The text's shape, one ``#`` longer at either end (see :mod:`agent.classify.pii.triggers`)."""
+        return self._encoded[1]
 
-    def finditer_lower(self, pattern: re.Pattern[str]) -> Iterator[re.Match[str]]:
-        """Yield the matches of a lower-case pattern in the lower-cased digit windows (``MAX_CANDIDATES``)."""
-        return itertools.islice(self._finditer(self.lower, pattern), MAX_CANDIDATES)
+    @cached_property
+    def hits(self) -> Hits:
+        """Trigger offsets per group (see :func:`agent.classify.pii.triggers.find_hits`)."""
+        return find_hits(*self._encoded, self.lower)
 
-    def _finditer(self, text: str, pattern: re.Pattern[str]) -> Iterator[re.Match[str]]:
-        for lo, hi in self.windows:
-            yield from pattern.finditer(text, lo, hi)
+    def windows(self, groups: Iterable[str], back: int, ahead: int = 2) -> list[tuple[int, int]]:
+        """Return merged spans ``[hit - back, hit + ahead)`` around the hits of ``groups``.
+
+        A value containing a trigger starts at most ``back`` characters before it, or just after it
+        where the trigger starts with the character before the value (``#AA00``).
+        """
+        offsets = sorted(itertools.chain.from_iterable(self.hits.get(group, ()) for group in groups))
+        return merge_spans((max(0, hit - back), hit + ahead) for hit in offsets)
+
+    def finditer(
+        self, pattern: re.Pattern[str], windows: Iterable[tuple[int, int]], reach: int = _SLACK
+    ) -> Iterator[re.Match[str]]:
+        """Yield the matches of ``pattern`` starting in ``windows``, in order, at most ``MAX_CANDIDATES``.
+
+        ``reach`` bounds how far past a window a match and its look-ahead may read (the pattern's
+        longest match and a little more): the regex engine tries starts up to there.
+        """
+        return itertools.islice(self._finditer(self.text, pattern, windows, reach), MAX_CANDIDATES)
+
+    @staticmethod
+    def _finditer(
+        text: str, pattern: re.Pattern[str], windows: Iterable[tuple[int, int]], reach: int
+    ) -> Iterator[re.Match[str]]:
+        last = 0
+        for lo, hi in windows:
+            for match in pattern.finditer(text, max(lo, last), hi + reach):
+                if match.start() >= hi:
+                    break
+                last = match.end()
+                yield match
+                if last >= hi:  # the next match would start past the window
+                    break
 
     @cached_property
     def _iban_shapes(self) -> tuple[list[int], list[int]]:
         starts, ends = [], []
-        for match in self.finditer(IBAN_SHAPE):
+        for match in self.finditer(IBAN_SHAPE, self.windows(IBAN_TRIGGERS, 0)):
             starts.append(match.start())
             ends.append(match.end())
         return starts, ends
@@ -155,85 +214,67 @@ class TextView:
 
     def header_at(self, pos: int) -> str | None:
         """Return the lower-case header cell of the table column ``pos`` is in, if any."""
-        tables = self.tables
-        if not tables:
+        table = self.table_of(pos)
+        if table is None or pos >= table.end:
             return None
-        index = bisect.bisect_right(self._table_starts, pos) - 1
-        if index < 0 or pos >= tables[index].end:
-            return None
-        table = tables[index]
         line_start = self.text.rfind("\n", 0, pos) + 1
         if line_start <= table.start:
             return None
-        column = _count_outside_quotes(self.text[line_start:pos], table.delim)
+        column = column_of(self.text[line_start:pos], table.delim)
         return table.header[column] if column < len(table.header) else None
 
     @cached_property
-    def _table_starts(self) -> list[int]:
-        return [table.start for table in self.tables]
+    def _paragraphs(self) -> list[int]:
+        return [0] + [m.end() for m in PARAGRAPH.finditer(self.text)]
+
+    def table_of(self, pos: int) -> Table | None:
+        """Return the table of the paragraph ``pos`` is in, if it has one."""
+        return self._table(bisect.bisect_right(self._paragraphs, pos) - 1)
+
+    def _table(self, index: int) -> Table | None:
+        """Return the table of paragraph ``index``, finding it on first use."""
+        if index not in self._tables:
+            starts = self._paragraphs
+            end = starts[index + 1] if index + 1 < len(starts) else len(self.text)
+            self._tables[index] = table_at(self.text, starts[index], end)
+        return self._tables[index]
 
     @cached_property
     def tables(self) -> tuple[Table, ...]:
-        """The delimited blocks of the text whose first line looks like a header row."""
-        found: list[Table] = []
-        starts = [0] + [m.end() for m in _PARAGRAPH.finditer(self.text)]
-        ends = [*starts[1:], len(self.text)]
-        for start, end in zip(starts, ends, strict=True):
-            table = _table_at(self.text, start, end)
-            if table is not None:
-                found.append(table)
-        return tuple(found)
+        """The delimited blocks of the text whose first or second line is a header row over a data row."""
+        starts = [0] if TABLE_START.match(self.text) else []
+        starts += [m.end() for m in PARAGRAPH_TABLE.finditer(self.text)]
+        paragraphs = self._paragraphs if starts else []
+        found = (self._table(bisect.bisect_right(paragraphs, start) - 1) for start in starts)
+        return tuple(table for table in found if table is not None)
+
+    def tables_at(self, hits: Iterable[int]) -> list[Table]:
+        """Return the tables whose header row holds one of ``hits`` (a header holds its label's trigger)."""
+        text = self.text
+        found = set()
+        for hit in hits:
+            start, end = text.rfind("\n", 0, hit) + 1, text.find("\n", hit)
+            if could_be_header(text, start, len(text) if end < 0 else end):
+                found.add(self.table_of(hit))
+        return sorted((table for table in found if table is not None), key=lambda table: table.start)
+
+    def column_spans(self, label: re.Pattern[str], hits: Iterable[int]) -> list[tuple[int, int]]:
+        """Return the cell spans of the columns headed by ``label`` in the tables at ``hits``, in order."""
+        spans: list[tuple[int, int]] = []
+        for table in self.tables_at(hits):
+            for column, cell in enumerate(table.header):
+                if label.search(cell) is not None:
+                    spans.extend(cell_spans(self.text, table, column))
+        return sorted(spans)
 
 
-def _table_at(text: str, start: int, end: int) -> Table | None:
-    """Return the table starting at ``start`` (its first or second line is the header), if any."""
-    for _ in range(2):
-        line_end = text.find("\n", start, min(end, start + _MAX_HEADER_LINE))
-        if line_end < 0:
-            if end - start > _MAX_HEADER_LINE:
-                return None  # a long first line is prose, not a header row
-            line_end = end
-        line = text[start:line_end].rstrip("\r")
-        delim = _delimiter(line)
-        if delim and len(line) <= _MAX_HEADER_CELL * (line.count(delim) + 1):
-            cells = tuple(name_cell(c) for c in _split_outside_quotes(line, delim))
-            if sum(1 for c in cells if _HEADER_CELL.fullmatch(c)) >= max(2, len(cells) // 2):
-                return Table(line_end, end, delim, cells)
-        start = line_end + 1
-        if start >= end:
-            return None
-    return None
-
-
-def _delimiter(line: str) -> str:
-    """Return the delimiter of a delimited line (the first of tab, ``;``, ``|``, ``,`` present)."""
-    for delim in _DELIMS:
-        if delim in line:
-            return delim
-    return ""
-
-
-def _split_outside_quotes(line: str, delim: str) -> list[str]:
-    """Split a line at ``delim`` characters that are not inside double quotes."""
-    if '"' not in line:
-        return line.split(delim)
-    cells: list[str] = []
-    current: list[str] = []
-    quoted = False
-    for char in line:
-        if char == '"':
-            quoted = not quoted
-        if char == delim and not quoted:
-            cells.append("".join(current))
-            current = []
+def merge_spans(spans: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Merge ``(start, end)`` spans given in order of start that overlap or lie within ``_JOIN``."""
+    merged: list[tuple[int, int]] = []
+    for lo, hi in spans:
+        if merged and lo <= merged[-1][1] + _JOIN:
+            if hi > merged[-1][1]:
+                merged[-1] = (merged[-1][0], hi)
         else:
-            current.append(char)
-    cells.append("".join(current))
-    return cells
-
-
-def _count_outside_quotes(prefix: str, delim: str) -> int:
-    """Count the ``delim`` characters of ``prefix`` that are not inside double quotes."""
-    if '"' not in prefix:
-        return prefix.count(delim)
-    return len(_split_outside_quotes(prefix, delim)) - 1
+            merged.append((lo, hi))
+    return merged

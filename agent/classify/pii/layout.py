@@ -1,0 +1,139 @@
+"""Tables in a text: a paragraph whose first or second line is a header row of delimited cells.
+
+Cells are split at delimiters outside double quotes; splitting the line at its quotes first keeps the
+work in ``str`` methods (every other piece is inside quotes).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+__all__ = [
+    "PARAGRAPH",
+    "PARAGRAPH_TABLE",
+    "TABLE_START",
+    "Table",
+    "cell_spans",
+    "column_of",
+    "could_be_header",
+    "name_cell",
+    "split_cells",
+    "table_at",
+]
+
+PARAGRAPH = re.compile(r"\n[ \t\r]*\n")
+# A table's header row (its paragraph's first or second line) has a delimiter, and so has the row under
+# it: only such paragraphs are read cell by cell (a header without rows holds nothing to find).
+_HEADER_OVER_ROW = r"[^\n\t;|,]{0,2048}+[\t;|,][^\n]*+\n[^\n\t;|,]*+[\t;|,]"
+_TABLE_AHEAD = rf"(?=[^\n]*+\n[ \t\r]*+[^ \t\r\n])(?={_HEADER_OVER_ROW}|[^\n]*+\n{_HEADER_OVER_ROW})"
+TABLE_START = re.compile(_TABLE_AHEAD)
+PARAGRAPH_TABLE = re.compile(rf"\n[ \t\r]*\n{_TABLE_AHEAD}")
+_DELIMS = ("\t", ";", "|", ",")
+_HEADER_CELL = re.compile(r"[\w .()/#°-]{1,48}")
+_MAX_HEADER_LINE = 2048
+_MAX_HEADER_CELL = 48
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    """A block of delimited lines: where it starts and ends, its delimiter and header cells (lower)."""
+
+    start: int
+    end: int
+    delim: str
+    header: tuple[str, ...]
+
+
+def name_cell(cell: str) -> str:
+    """Return a table cell without surrounding quotes, blanks and markdown emphasis, in lower case."""
+    return cell.strip().strip("\"'*`").strip().lower()
+
+
+def could_be_header(text: str, start: int, end: int) -> bool:
+    """Return whether the line ``[start, end)`` is short enough for its delimited cells to be a header."""
+    if end - start > _MAX_HEADER_LINE:
+        return False
+    delim = _delimiter(text, start, end)
+    # cells of a header row are short: a line much longer than its cells could be is prose or code
+    return bool(delim) and end - start <= _MAX_HEADER_CELL * (text.count(delim, start, end) + 1) + 1
+
+
+def table_at(text: str, start: int, end: int) -> Table | None:
+    """Return the table of the paragraph ``[start, end)`` (its first or second line is the header)."""
+    for _ in range(2):
+        line_end = text.find("\n", start, min(end, start + _MAX_HEADER_LINE))
+        if line_end < 0:
+            if end - start > _MAX_HEADER_LINE:
+                return None  # a long first line is prose, not a header row
+            line_end = end
+        if could_be_header(text, start, line_end):
+            delim = _delimiter(text, start, line_end)
+            table = _header_row(text[start:line_end].rstrip("\r"), delim, line_end, end)
+            if table is not None:
+                return table
+        start = line_end + 1
+        if start >= end:
+            return None
+    return None
+
+
+def _header_row(line: str, delim: str, line_end: int, end: int) -> Table | None:
+    """Return the table headed by ``line`` if it is a row of short header-like cells."""
+    if len(line) > _MAX_HEADER_CELL * (line.count(delim) + 1):
+        return None
+    cells = tuple(name_cell(c) for c in split_cells(line, delim))
+    if sum(1 for c in cells if _HEADER_CELL.fullmatch(c)) >= max(2, len(cells) // 2):
+        return Table(line_end, end, delim, cells)
+    return None
+
+
+def _delimiter(text: str, start: int, end: int) -> str:
+    """Return the delimiter of a delimited line (the first of tab, ``;``, ``|``, ``,`` present)."""
+    for delim in _DELIMS:
+        if text.find(delim, start, end) >= 0:
+            return delim
+    return ""
+
+
+def split_cells(line: str, delim: str) -> list[str]:
+    """Split a line at ``delim`` characters that are not inside double quotes (quotes are kept)."""
+    if '"' not in line:
+        return line.split(delim)
+    cells = [""]
+    for index, piece in enumerate(line.split('"')):
+        if index:
+            cells[-1] += '"'
+        if index % 2:
+            cells[-1] += piece
+        else:
+            first, *rest = piece.split(delim)
+            cells[-1] += first
+            cells.extend(rest)
+    return cells
+
+
+def column_of(prefix: str, delim: str) -> int:
+    """Return the column a position is in: the ``delim`` characters of ``prefix`` outside quotes."""
+    if '"' not in prefix:
+        return prefix.count(delim)
+    return sum(piece.count(delim) for piece in prefix.split('"')[::2])
+
+
+def cell_spans(text: str, table: Table, column: int) -> Iterator[tuple[int, int]]:
+    """Yield the ``(start, end)`` offsets of the cells of ``column`` on each line below the header."""
+    pos = table.start + 1
+    while pos < table.end:
+        end = text.find("\n", pos, table.end)
+        end = table.end if end < 0 else end
+        offset = 0
+        for index, cell in enumerate(split_cells(text[pos:end], table.delim)):
+            if index == column:
+                yield pos + offset, pos + offset + len(cell)
+                break
+            offset += len(cell) + 1
+        pos = end + 1

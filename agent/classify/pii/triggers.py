@@ -1,0 +1,169 @@
+"""Where values could be: the places each detector looks at, found in two literal searches per text.
+
+A detector's regex is costly where it must be tried at every digit (a log line has dozens), so each text
+is first reduced to its *shape* (digits become ``0``, capitals ``A``, small letters ``a``, non-ASCII
+``U``; the separators values are written with stay; everything else becomes ``#``) and multi-literal
+searches (YARA-X) find the shapes no value can do without: two groups of three digits around a
+separator, ``+`` before a digit, a capital pair before two digits, a colon before a capital and so on.
+Another search over the lower-cased text finds the labels that are looked for first (birth-date and
+address words), one over the text the honorifics; runs of five or more digits are found with
+``bytes.find``. Offsets are character offsets: the text is encoded as Latin-1, one byte per character
+(others become ``?``).
+
+YARA-X scanners are not shared between threads, so each thread builds its own from the rules compiled
+at import.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections import defaultdict
+
+import yara_x
+
+__all__ = ["Hits", "encode", "find_hits"]
+
+Hits = dict[str, list[int]]
+
+_SEPARATED_BY = (" ", "-", ".", "/", ")", ") ", ")-")
+_NOT_ALNUM = (" ", "#", "-", "(", ")", "+", ".", "/", ":", '"', "'")
+_AFTER_COLON = ("", " ", '"', ' "', "'", " '", "#")
+# Groups of shape literals; each group has its own scanner (a scan for a few literals is several times
+# faster than one scan for all). A literal of four characters or fewer is its own atom: the scan then
+# verifies nothing, so short literals are preferred where their characters are rare in logs and tables.
+_SHAPES: dict[str, tuple[str, ...]] = {
+    "spaced": ("000 000",),
+    "separated": (*(f"000{sep}000" for sep in _SEPARATED_BY if sep != " "), "0)00"),  # "+49 (0)30 123456"
+    "card": ("0000 0000", "0000-0000"),
+    "pairs": ("00 00 00", "00-00-00-00", "00.00.00.00"),
+    "plus": ("+0", "+("),
+    "ssn": ("000-00-0000",),
+    "fiscal": ("AAAAAA0",),
+    "iban": tuple(f"{before}AA00" for before in _NOT_ALNUM),
+    "postcode": ("0 AA", "0000AA", "-000 A", "-000 U", "-000#"),  # NL "1234 AB", PL "12-345 City"
+    "uk_postcode": tuple(f"0AA{after}" for after in _NOT_ALNUM if after != "-"),
+    "colon": tuple(f":{gap}{first}" for gap in _AFTER_COLON for first in "AU"),
+}
+# Label words, in lower case: a part of each label of the group (the scan looks for them in ``lower``).
+# Two- and three-letter words make slow scans: "né" is looked for with what may follow it.
+_BIRTH = (
+    "dob", "d.o.b", "birth", "born", "bday", "geb.", "gebu", "gebo", "geb ", "geb:", "naiss", "n\xe9e",
+    "n\xe9(", "n\xe9 ", "n\xe9:", "nascita", "nato", "nata", "nac", "urodz", "ur.",
+)  # fmt: skip
+_ADDRESS = (
+    "addr", "adr", "anschrift", "wohnort", "domicil", "indirizzo", "residenza", "direcci", "zamieszkania",
+)  # fmt: skip
+_LABELS: dict[str, tuple[str, ...]] = {
+    "birth": _BIRTH,
+    "address": _ADDRESS,
+    "vcard": ("\nfn:", "\nn:"),  # a vCard name may start with a small title: "FN:pan Jan Nowak"
+    # titles written in small letters after a key (the shape's "colon" group wants a capital)
+    "colon": tuple(
+        f":{gap}{title}" for gap in ("", " ", '"', ' "') for title in ("pan ", "pani ", "dhr", "mevr")
+    ),
+}
+_TITLES = (
+    "Mr", "Ms", "Mx", "Mme", "Mlle", "Madame", "Monsieur", "Dr", "Dhr", "Prof", "Mevr", "Sig", "Se\xf1or",
+)  # fmt: skip
+
+_SHAPE = bytearray(b"U" * 256)  # characters beyond Latin-1 are encoded as "?"
+_SHAPE[:128] = b"#" * 128
+for _first, _last, _class in (("0", "9", "0"), ("A", "Z", "A"), ("a", "z", "a")):
+    _SHAPE[ord(_first) : ord(_last) + 1] = _class.encode() * (ord(_last) - ord(_first) + 1)
+for _char, _class in (("_", "a"), ("?", "U"), *((c, c) for c in " .-/()+:\"'")):
+    _SHAPE[ord(_char)] = ord(_class)
+_SHAPE_TABLE = bytes(_SHAPE)
+_RUN = b"00000"
+_DIGITS = re.compile(rb"0*")
+_SMALL = frozenset(b"aU")  # a run after a small letter is part of a word or a hex string
+_SMALL_LETTER, _CAPITAL, _EXTENSION = ord("a"), ord("A"), ord("x")
+_LONG_RUN = 7  # shorter runs are parts of values found by their separators ("030 123456")
+_POSTCODE_BEFORE = frozenset(b" #(:\"'")
+
+
+def _literal(text: str) -> str:
+    """Return ``text`` as a YARA text string: Latin-1 bytes, escaped where not printable ASCII."""
+    return (
+        '"'
+        + "".join(
+            char if " " <= char <= "~" and char not in '"\\' else f"\\x{ord(char):02x}" for char in text
+        )
+        + '"'
+    )
+
+
+def _rules(groups: dict[str, tuple[str, ...]]) -> yara_x.Rules:
+    """Compile one rule per group, each matching any of the group's literals."""
+    compiler = yara_x.Compiler()
+    for name, literals in groups.items():
+        strings = " ".join(f"$s{i} = {_literal(lit)}" for i, lit in enumerate(literals))
+        compiler.add_source(f"rule {name} {{ strings: {strings} condition: any of them }}")
+    return compiler.build()
+
+
+_SHAPE_RULES = tuple(_rules({name: literals}) for name, literals in _SHAPES.items())
+_LABEL_RULES = _rules(_LABELS)
+_TITLE_RULES = _rules({"title": _TITLES})
+_LOCAL = threading.local()
+
+
+def _scanners() -> tuple[list[yara_x.Scanner], yara_x.Scanner, yara_x.Scanner]:
+    """Return this thread's scanners for shapes, labels and titles, built on first use."""
+    scanners: tuple[list[yara_x.Scanner], yara_x.Scanner, yara_x.Scanner] | None = getattr(
+        _LOCAL, "scanners", None
+    )
+    if scanners is None:
+        shapes = [yara_x.Scanner(rules) for rules in _SHAPE_RULES]
+        scanners = (shapes, yara_x.Scanner(_LABEL_RULES), yara_x.Scanner(_TITLE_RULES))
+        _LOCAL.scanners = scanners
+    return scanners
+
+
+def encode(text: str) -> tuple[bytes, bytes]:
+    """Return ``text`` as Latin-1 bytes and its shape (which has one ``#`` more at either end)."""
+    data = text.encode("latin-1", "replace")
+    return data, b"#" + data.translate(_SHAPE_TABLE) + b"#"  # the text's ends read as separators
+
+
+def find_hits(data: bytes, shape: bytes, lower: str) -> Hits:
+    """Return, per trigger group, the sorted offsets in the text where the group's literals start.
+
+    Groups: those of ``_SHAPES`` and ``_LABELS``, ``title``, and ``run`` (runs of seven or more digits
+    not in a word) and ``five`` (runs of exactly five digits after a blank, quote, colon, bracket or
+    line end, and not before a letter). ``data`` and ``shape`` are from :func:`encode`, ``lower`` is
+    the text in lower case, with the same offsets.
+    """
+    shapes, labels, titles = _scanners()
+    hits: Hits = defaultdict(list)
+    scans = [(scanner, shape, 1) for scanner in shapes]
+    scans += [(labels, lower.encode("latin-1", "replace"), 0), (titles, data, 0)]
+    for scanner, buffer, shift in scans:
+        for rule in scanner.scan(buffer).matching_rules:
+            found = hits[rule.identifier]
+            for pattern in rule.patterns:
+                found.extend(match.offset - shift for match in pattern.matches)
+    _find_runs(shape, data, hits)
+    for offsets in hits.values():
+        offsets.sort()
+    return hits
+
+
+def _find_runs(shape: bytes, data: bytes, hits: Hits) -> None:
+    """Add the starts of digit runs of seven or more (``run``) and of exactly five (``five``).
+
+    A run after a small letter, or before one (but an extension's ``x``), is part of a word or a hex
+    string. ``shape`` starts with one separator byte, so shape offset ``start`` is text offset
+    ``start - 1``.
+    """
+    end = 0
+    while (start := shape.find(_RUN, end)) >= 0:
+        match = _DIGITS.match(shape, start + len(_RUN))
+        end = match.end() if match else start + len(_RUN)
+        before, after = shape[start - 1], shape[end]
+        if (after == _SMALL_LETTER and data[end - 1] != _EXTENSION) or before in _SMALL:
+            continue
+        if end - start >= _LONG_RUN:
+            hits["run"].append(start - 1)
+        elif end - start == len(_RUN) and before in _POSTCODE_BEFORE and after != _CAPITAL:
+            hits["five"].append(start - 1)
