@@ -76,6 +76,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"endpoint-agent: {exc}", file=sys.stderr)
     except KeyboardInterrupt:
         print("endpoint-agent: interrupted", file=sys.stderr)
+    except BrokenPipeError:  # the reader went away (``| head``): stop quietly, as Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     except Exception as exc:  # noqa: BLE001 - the last line of defence: a redacted report, exit 2
         get_logger().exception("internal_error", error=type(exc).__name__)
         print(

@@ -107,3 +107,29 @@ def test_terminal_shows_progress_summary_and_receipt(tmp_path):
     assert re.search(r"[\d,]+ files  [\d,]+ files/s  [\d,.]+ MB/s", text), "no progress line"
     assert "Scan summary" in text and "Privacy receipt" in text
     assert "EICAR_Test_File" in text
+
+
+def test_a_reader_that_goes_away_is_not_an_internal_error(tmp_path):
+    """`scan --json | head -1`: when stdout closes early the scan stops quietly, with no traceback."""
+    import subprocess
+
+    tree = tmp_path / "t"
+    tree.mkdir()
+    for i in range(2000):
+        (tree / f"f{i}.txt").write_text("x")
+    env = {**os.environ, "ENDPOINT_AGENT_HOME": str(tmp_path / "h")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agent", "scan", "--json", str(tree)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.readline()
+    proc.stdout.close()
+    err = proc.stderr.read()
+    proc.stderr.close()
+    proc.wait(timeout=60)
+    assert proc.returncode == 2
+    assert b"internal error" not in err and b"Traceback" not in err
