@@ -12,6 +12,7 @@ every scanned object, and a struct unpickles about ten times faster than a froze
 from __future__ import annotations
 
 import enum
+import os
 from typing import TYPE_CHECKING
 
 import msgspec
@@ -67,6 +68,11 @@ class StatKey(msgspec.Struct, frozen=True, gc=False):
     size: int
     mtime_ns: int
     ctime_ns: int
+
+    @classmethod
+    def of(cls, st: os.stat_result) -> StatKey:
+        """The identity of the file version described by ``st``."""
+        return cls(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 class ScanRequest(msgspec.Struct, frozen=True, gc=False):

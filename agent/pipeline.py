@@ -46,7 +46,7 @@ def run_item(request: ScanRequest, *, engine: Engine, ctx: WorkerContext) -> Out
     opened: StatKey | None = None
     try:
         with open_regular(request.path) as (fd, st):
-            opened = _key(st)
+            opened = StatKey.of(st)
             result = _scan(engine, fd, st.st_size, request, classifier)
     except ScanError as exc:
         error = str(exc)
@@ -105,10 +105,6 @@ def describe_os_error(exc: OSError) -> str:
     if exc.errno in (errno.EACCES, errno.EPERM):
         return "permission denied"
     return (exc.strerror or type(exc).__name__).lower()
-
-
-def _key(st: os.stat_result) -> StatKey:
-    return StatKey(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 def _with_stat(request: ScanRequest, key: StatKey) -> ScanRequest:

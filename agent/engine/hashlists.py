@@ -12,7 +12,7 @@ from pathlib import Path
 
 from agent.errors import RulesError
 
-__all__ = ["HashDb", "HashEntry", "parse_hash_list"]
+__all__ = ["HashDb", "HashEntry", "parse_hash_bytes", "parse_hash_list"]
 
 _HEX = re.compile(r"[0-9a-fA-F]+")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-]{0,127}")
@@ -62,10 +62,19 @@ class HashDb:
 
 def parse_hash_list(path: Path, db: HashDb, origin: str) -> int:
     """Parse one ``.hdb``/``.hsb`` file into ``db``; return the number of entries added."""
-    allowed = _ALLOWED[path.suffix.lower()]
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise RulesError(f"{origin}: cannot read hash list: {exc}") from exc
+    return parse_hash_bytes(data, path.suffix, db, origin)
+
+
+def parse_hash_bytes(data: bytes, suffix: str, db: HashDb, origin: str) -> int:
+    """Parse the content of a ``.hdb``/``.hsb`` file (named by ``suffix``) into ``db``."""
+    allowed = _ALLOWED[suffix.lower()]
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
         raise RulesError(f"{origin}: cannot read hash list: {exc}") from exc
     count = 0
     for lineno, raw in enumerate(text.splitlines(), start=1):
@@ -74,7 +83,7 @@ def parse_hash_list(path: Path, db: HashDb, origin: str) -> int:
             continue
         algo, digest, entry = _parse_line(line, f"{origin}:{lineno}")
         if algo not in allowed:
-            raise RulesError(f"{origin}:{lineno}: {algo} hash not allowed in {path.suffix} files")
+            raise RulesError(f"{origin}:{lineno}: {algo} hash not allowed in {suffix} files")
         db.add(algo, digest, entry)
         count += 1
     return count

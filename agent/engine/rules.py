@@ -17,7 +17,7 @@ from pathlib import Path
 
 import yara_x
 
-from agent.engine.hashlists import HashDb, parse_hash_list
+from agent.engine.hashlists import HashDb, parse_hash_bytes
 from agent.errors import RulesError
 
 __all__ = ["ENGINE_VERSION", "RuleSet", "load_rules"]
@@ -67,10 +67,11 @@ def load_rules(rules_dir: Path) -> RuleSet:
     if not yar_files and not hash_files:
         raise RulesError(f"no rule files (*.yar, *.hsb, *.hdb) in {rules_dir}")
     sources = {_rel(p, rules_dir): _read(p, rules_dir) for p in yar_files}
-    version = _version(sources, {_rel(p, rules_dir): _read_bytes(p, rules_dir) for p in hash_files})
+    hash_data = {_rel(p, rules_dir): _read_bytes(p, rules_dir) for p in hash_files}
+    version = _version(sources, hash_data)
     hashes = HashDb()
-    for path in hash_files:
-        parse_hash_list(path, hashes, _rel(path, rules_dir))
+    for origin, data in hash_data.items():
+        parse_hash_bytes(data, Path(origin).suffix, hashes, origin)
     count = sum(len(_RULE_DECL.findall(text)) for text in sources.values())
     return RuleSet(version=version, yara=_compile(sources), hashes=hashes, yara_rules=count)
 

@@ -1,5 +1,5 @@
 """Event sources that produce scan requests."""
 
-from agent.sources.walk import Walker, WalkError, stat_key
+from agent.sources.walk import Walker, WalkError
 
-__all__ = ["WalkError", "Walker", "stat_key"]
+__all__ = ["WalkError", "Walker"]

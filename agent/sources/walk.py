@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from agent.model import ScanRequest, Source, StatKey
 
-__all__ = ["WalkError", "Walker", "stat_key"]
+__all__ = ["WalkError", "Walker"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,11 +29,6 @@ class WalkError:
 
     path: str
     reason: str
-
-
-def stat_key(st: os.stat_result) -> StatKey:
-    """The identity of a file version, from a stat result."""
-    return StatKey(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 def _reason(exc: OSError) -> str:
@@ -60,7 +55,7 @@ class Walker:
             if stat.S_ISDIR(st.st_mode):
                 yield from self._tree(path, st)
             elif stat.S_ISREG(st.st_mode):
-                yield ScanRequest(path=path, source=self.source, stat=stat_key(st))
+                yield ScanRequest(path=path, source=self.source, stat=StatKey.of(st))
             else:
                 yield WalkError(path, f"not a regular file ({_type_name(st.st_mode)})")
 
@@ -90,7 +85,7 @@ class Walker:
             return
         mode = st.st_mode
         if stat.S_ISREG(mode):
-            yield ScanRequest(path=entry.path, source=self.source, stat=stat_key(st))
+            yield ScanRequest(path=entry.path, source=self.source, stat=StatKey.of(st))
         elif stat.S_ISDIR(mode):
             stack.append((entry.path, st))
         else:
