@@ -76,12 +76,17 @@ class StatKey(msgspec.Struct, frozen=True, gc=False):
 
 
 class ScanRequest(msgspec.Struct, frozen=True, gc=False):
-    """One object to scan: a file path (local only) and, for files, the stat taken when it was found."""
+    """One object to scan: a file path (local only) and, for files, the stat taken when it was found.
+
+    A stream small enough to hold in memory carries its bytes in ``data`` instead; ``path`` then
+    only names it locally (``stream``). Such requests are never cached: they have no file identity.
+    """
 
     path: str
     source: Source = Source.ON_DEMAND
     stat: StatKey | None = None
     display: str = ""
+    data: bytes | None = None
 
 
 class Detection(msgspec.Struct, frozen=True, gc=False):

@@ -19,6 +19,8 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+import msgspec
+
 from agent.classify import Classifier, ExtractLimits
 from agent.engine import Engine, LimitExceeded, limit_detection
 from agent.errors import ScanError
@@ -45,9 +47,12 @@ def run_item(request: ScanRequest, *, engine: Engine, ctx: WorkerContext) -> Out
     error = ""
     opened: StatKey | None = None
     try:
-        with open_regular(request.path) as (fd, st):
-            opened = StatKey.of(st)
-            result = _scan(engine, fd, st.st_size, request, classifier)
+        if request.data is not None:
+            result = _scan_data(engine, request.data, request.path, classifier)
+        else:
+            with open_regular(request.path) as (fd, st):
+                opened = StatKey.of(st)
+                result = _scan(engine, fd, st.st_size, request, classifier)
     except ScanError as exc:
         error = str(exc)
     except OSError as exc:
@@ -55,6 +60,8 @@ def run_item(request: ScanRequest, *, engine: Engine, ctx: WorkerContext) -> Out
     classification = classifier.result() if result is not None else None
     verdict = decide(result, ctx.policy, error)
     record = minimize(verdict, classification, result, policy=ctx.policy, identity=ctx.identity)
+    if request.data is not None:  # the bytes stay here: the outcome goes back without them
+        request = msgspec.structs.replace(request, data=None)
     return Outcome(
         request=request if opened is None else _with_stat(request, opened),
         verdict=verdict,
@@ -73,6 +80,14 @@ def _scan(engine: Engine, fd: int, size: int, request: ScanRequest, classifier: 
         classifier.visit(os.pread(fd, 8192, 0), name, 0)
         detection: Detection = limit_detection(exc.which)
         return ScanResult(size=size, sha256=None, detections=(detection,))
+
+
+def _scan_data(engine: Engine, data: bytes, name: str, classifier: Classifier) -> ScanResult:
+    try:
+        return engine.scan_bytes(data, name, classifier.visit)
+    except LimitExceeded as exc:
+        classifier.visit(data[:8192], name, 0)
+        return ScanResult(size=len(data), sha256=None, detections=(limit_detection(exc.which),))
 
 
 @contextmanager

@@ -9,9 +9,11 @@ in batches, each batch in one transaction.
 from __future__ import annotations
 
 import datetime as dt
+import socket
+import time
 import uuid
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
@@ -21,7 +23,7 @@ import structlog
 
 from agent import logs
 from agent.config import Config, bundled_rules_dir
-from agent.engine import ENGINE_VERSION, Failure, RuleSet, WorkerPool, limit_detection, load_rules
+from agent.engine import ENGINE_VERSION, IDLE, Failure, RuleSet, WorkerPool, limit_detection, load_rules
 from agent.minimize import Identity, MasterSecret, Policy, decide, minimize, period_label
 from agent.model import (
     Classification,
@@ -42,6 +44,7 @@ __all__ = ["ScanSession", "SessionOptions"]
 _CACHE_FORMAT = "v2"  # bump when the cached value's shape changes
 _PERSIST_EVERY = 512
 _LOOKUP_EVERY = 256
+_FLUSH_IDLE = 1.0  # seconds a verdict may wait in memory while a streaming source is idle
 _GRACE = 5.0  # seconds past max_scan_time before the parent kills a worker
 log = structlog.get_logger("endpoint-agent")
 
@@ -53,6 +56,7 @@ class SessionOptions:
     rules_dir: Path | None = None
     jobs: int | None = None
     use_cache: bool = True
+    rules: RuleSet | None = None  # already loaded (a service reload builds them to the side)
 
 
 @dataclass(slots=True)
@@ -70,7 +74,7 @@ class ScanSession:
         self.scan_id = uuid.uuid4().hex[:12]
         policy_file = config.privacy.policy_file
         self.policy = Policy.load(Path(policy_file) if policy_file else bundled_rules_dir() / "policy.toml")
-        self.rules: RuleSet = load_rules(opts.rules_dir or config.rules_dir)
+        self.rules: RuleSet = opts.rules or load_rules(opts.rules_dir or config.rules_dir)
         secret = MasterSecret.load_or_create(config.state_dir)
         self.identity = Identity(
             pseudonym=secret.pseudonym(
@@ -88,6 +92,7 @@ class ScanSession:
         self._ctx = WorkerContext(self.rules, config.limits, self.policy, self.identity)
         self._pool: WorkerPool[ScanRequest, Outcome] | None = None
         self._pending = _Pending()
+        self._flushed = time.monotonic()
 
     def __enter__(self) -> Self:
         structlog.contextvars.bind_contextvars(scan_id=self.scan_id)
@@ -114,17 +119,39 @@ class ScanSession:
 
     def scan(self, requests: Iterable[ScanRequest | WalkError]) -> Iterator[Outcome]:
         """Yield an outcome for every request, from the cache where possible, else from a worker."""
+        for _request, outcome in self.stream(requests):
+            yield outcome
+
+    def stream(
+        self,
+        requests: Iterable[ScanRequest | WalkError],
+        wakeup: socket.socket | None = None,
+        aborted: Callable[[], bool] | None = None,
+    ) -> Iterator[tuple[ScanRequest, Outcome]]:
+        """Yield ``(request, outcome)`` for every request, where ``request`` is the object passed in.
+
+        ``requests`` may be a streaming source that yields :data:`~agent.engine.IDLE` (see
+        :meth:`WorkerPool.map_unordered`); on each idle moment, cache hits are answered and pending
+        rows are written once they are a second old, so a quiet service keeps its store current.
+        """
         if self._pool is None:
             raise RuntimeError("use ScanSession as a context manager")
-        ready: deque[Outcome] = deque()
+        ready: deque[tuple[ScanRequest, Outcome]] = deque()
         misses = self._misses(requests, ready)
-        for request, result in self._pool.map_unordered(misses):
+        for pair in self._pool.map_unordered(misses, wakeup, aborted):
             while ready:
-                yield self._finish(ready.popleft())
+                request, outcome = ready.popleft()
+                yield request, self._finish(outcome)
+            if pair is IDLE:
+                if time.monotonic() - self._flushed > _FLUSH_IDLE:
+                    self._flush()
+                continue
+            request, result = pair
             outcome = result if isinstance(result, Outcome) else self._failed(request, result)
-            yield self._finish(outcome)
+            yield request, self._finish(outcome)
         while ready:
-            yield self._finish(ready.popleft())
+            request, outcome = ready.popleft()
+            yield request, self._finish(outcome)
         self._flush()
 
     def queued(self) -> int:
@@ -133,13 +160,19 @@ class ScanSession:
         return self.store.outbox_depth()
 
     def _misses(
-        self, requests: Iterable[ScanRequest | WalkError], ready: deque[Outcome]
+        self, requests: Iterable[ScanRequest | WalkError], ready: deque[tuple[ScanRequest, Outcome]]
     ) -> Iterator[ScanRequest]:
         """Answer walk errors and cache hits into ``ready``; yield the requests that need a scan."""
         batch: list[ScanRequest] = []
         for item in requests:
+            if item is IDLE:  # a streaming source has nothing right now: answer what we hold
+                yield from self._split(batch, ready)
+                batch = []
+                yield item
+                continue
             if isinstance(item, WalkError):
-                ready.append(_error_outcome(ScanRequest(path=item.path), item.reason))
+                request = ScanRequest(path=item.path)
+                ready.append((request, _error_outcome(request, item.reason)))
                 continue
             batch.append(item)
             if len(batch) >= _LOOKUP_EVERY:
@@ -147,7 +180,9 @@ class ScanSession:
                 batch = []
         yield from self._split(batch, ready)
 
-    def _split(self, batch: list[ScanRequest], ready: deque[Outcome]) -> Iterator[ScanRequest]:
+    def _split(
+        self, batch: list[ScanRequest], ready: deque[tuple[ScanRequest, Outcome]]
+    ) -> Iterator[ScanRequest]:
         hits: dict[StatKey, bytes] = {}
         if self._use_cache:
             hits = self.store.lookup([r.stat for r in batch if r.stat is not None])
@@ -156,9 +191,12 @@ class ScanSession:
             if cached is None:
                 yield request
             else:
-                ready.append(_from_cache(request, cached))
+                ready.append((request, _from_cache(request, cached)))
 
     def _failed(self, request: ScanRequest, failure: Failure) -> Outcome:
+        if failure.kind == "aborted":
+            verdict = Verdict(VerdictKind.UNSCANNED, reason=failure.detail)
+            return Outcome(request, verdict, None, None, None, 0.0)
         if failure.kind == "timeout":
             result = ScanResult(size=0, sha256=None, detections=(limit_detection("MaxScanTime"),))
             verdict = decide(result, self.policy)
@@ -183,12 +221,15 @@ class ScanSession:
             self._flush()
 
     def _flush(self) -> None:
+        self._flushed = time.monotonic()
         if self._pending.verdicts or self._pending.records:
             self.store.persist(self._pending.verdicts, self._pending.records)
             self._pending = _Pending()
 
 
 def _request_size(request: ScanRequest) -> int:
+    if request.data is not None:
+        return len(request.data)
     return request.stat.size if request.stat is not None else 0
 
 

@@ -3,7 +3,7 @@
 from agent.engine.archives import Budget, archive_format
 from agent.engine.hashlists import HashDb, parse_hash_list
 from agent.engine.limits import DEFAULT_LIMITS, LIMIT_NAMES, ScanLimits
-from agent.engine.pool import Failure, WorkerPool
+from agent.engine.pool import IDLE, Failure, WorkerPool
 from agent.engine.rules import ENGINE_VERSION, RuleSet, load_rules
 from agent.engine.scanner import Engine, limit_detection
 from agent.errors import LimitExceeded
@@ -11,6 +11,7 @@ from agent.errors import LimitExceeded
 __all__ = [
     "DEFAULT_LIMITS",
     "ENGINE_VERSION",
+    "IDLE",
     "LIMIT_NAMES",
     "Budget",
     "Engine",

@@ -17,6 +17,7 @@ import contextlib
 import multiprocessing
 import multiprocessing.connection
 import signal
+import socket
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -25,7 +26,7 @@ from multiprocessing.process import BaseProcess
 from multiprocessing.sharedctypes import RawArray
 from typing import Any, Generic, Protocol, TypeVar
 
-__all__ = ["Failure", "WorkerPool"]
+__all__ = ["IDLE", "Failure", "WorkerPool"]
 
 Req = TypeVar("Req")
 Res = TypeVar("Res")
@@ -35,6 +36,20 @@ _BATCH_WEIGHT = 8 << 20  # a batch closes at 16 items or at this much weight (by
 _FLUSH = 0.005  # seconds a finished result may wait in the worker before it is sent
 _IDLE = -1.0
 _CTX = multiprocessing.get_context("spawn")
+_IDLE_WAIT = 1.0  # seconds an idle streaming pool sleeps between checks when nothing wakes it
+
+
+class _Idle:
+    """The type of :data:`IDLE`."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "IDLE"
+
+
+IDLE: Any = _Idle()
+"""A streaming source yields this when it has nothing right now; ``map_unordered`` yields it back."""
 
 
 class _Slot(Protocol):
@@ -166,22 +181,51 @@ class WorkerPool(Generic[Req, Res]):
         with contextlib.suppress(OSError, ValueError):  # a worker that died at start is noticed later
             w.conn.send(self._payload)
 
-    def map_unordered(self, items: Iterable[Req]) -> Iterator[tuple[Req, Res | Failure]]:
-        """Yield ``(item, result)`` as results arrive; a failed item yields a :class:`Failure`."""
+    def map_unordered(
+        self,
+        items: Iterable[Req],
+        wakeup: socket.socket | None = None,
+        aborted: Callable[[], bool] | None = None,
+    ) -> Iterator[tuple[Req, Res | Failure]]:
+        """Yield ``(item, result)`` as results arrive; a failed item yields a :class:`Failure`.
+
+        For a long-running service, ``items`` may be a streaming source: it yields :data:`IDLE` when
+        it has nothing for now, and ``wakeup`` (a socket or pipe end) becomes readable when it has.
+        Each IDLE is yielded back once, so the caller can do its own housekeeping. Once ``aborted()``
+        is true, every item still queued or in flight fails with ``aborted`` and the map ends.
+        """
         pending: deque[tuple[int, Req]] = deque()
         source = iter(enumerate(items))
         exhausted = False
         while True:
-            exhausted = exhausted or _refill(pending, source, self._jobs * _BATCH * 2)
+            if aborted is not None and aborted():
+                yield from self._abort(pending)
+                return
+            state = _refill(pending, source, self._jobs * _BATCH * 2)
+            exhausted = exhausted or state is _EXHAUSTED
             if pending and not self._workers:
                 self._start()
             self._dispatch(pending)
+            if state is _WENT_IDLE:
+                yield IDLE
             busy = [w for w in self._workers if w.inflight]
-            if not busy:
-                if exhausted and not pending:
-                    return
-                continue
-            yield from self._collect(busy, pending)
+            if busy:
+                yield from self._collect(busy, pending, wakeup)
+            elif exhausted and not pending:
+                return
+            elif state is _WENT_IDLE and wakeup is not None:
+                multiprocessing.connection.wait([wakeup], timeout=_IDLE_WAIT)
+
+    def _abort(self, pending: deque[tuple[int, Req]]) -> Iterator[tuple[Req, Failure]]:
+        """Fail everything queued or in flight, and stop the workers."""
+        failure = Failure("aborted", "the scan was stopped before this object was done")
+        inflight = [entry for w in self._workers for entry in w.inflight]
+        for w in self._workers:
+            w.inflight.clear()
+        self.close()
+        for _, item in [*inflight, *pending]:
+            yield item, failure
+        pending.clear()
 
     def _dispatch(self, pending: deque[tuple[int, Req]]) -> None:
         for w in self._workers:
@@ -205,11 +249,14 @@ class WorkerPool(Generic[Req, Res]):
         return batch
 
     def _collect(
-        self, busy: list[_Worker[Req]], pending: deque[tuple[int, Req]]
+        self, busy: list[_Worker[Req]], pending: deque[tuple[int, Req]], wakeup: socket.socket | None = None
     ) -> Iterator[tuple[Req, Res | Failure]]:
         deadlines = [self._deadline(w) for w in busy]
         wait_for = max(0.0, min(deadlines) - time.monotonic())
-        ready = multiprocessing.connection.wait([w.conn for w in busy], timeout=wait_for)
+        waitables: list[Any] = [w.conn for w in busy]
+        if wakeup is not None:
+            waitables.append(wakeup)
+        ready = multiprocessing.connection.wait(waitables, timeout=wait_for)
         for w in busy:
             if w.conn in ready:
                 yield from self._receive(w, pending)
@@ -261,14 +308,19 @@ class WorkerPool(Generic[Req, Res]):
             yield item, failure
 
 
-def _refill(pending: deque[tuple[int, Any]], source: Iterator[tuple[int, Any]], want: int) -> bool:
-    """Top ``pending`` up to ``want`` items; return True once ``source`` is exhausted."""
+_EXHAUSTED, _WENT_IDLE, _FULL = "exhausted", "idle", "full"
+
+
+def _refill(pending: deque[tuple[int, Any]], source: Iterator[tuple[int, Any]], want: int) -> str:
+    """Top ``pending`` up to ``want`` items; say whether the source ran out, went idle or we are full."""
     while len(pending) < want:
         nxt = next(source, None)
         if nxt is None:
-            return True
+            return _EXHAUSTED
+        if nxt[1] is IDLE:
+            return _WENT_IDLE
         pending.append(nxt)
-    return False
+    return _FULL
 
 
 def _exit_reason(proc: BaseProcess) -> str:
