@@ -1,0 +1,1 @@
+"""clamd-compatible local socket: protocol and server."""

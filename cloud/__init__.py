@@ -1,0 +1,1 @@
+"""The reference security cloud: a receiver for minimized verdicts, reputation and erasure."""
