@@ -22,12 +22,21 @@ from agent.errors import AgentError, ConfigError
 from agent.logs import Redactor, configure, get_logger
 from agent.minimize import MasterSecret
 from agent.model import Outcome, ScanRequest, Source
-from agent.render import Progress, Summary, outcome_json, print_outcome, print_summary, receipt
+from agent.render import (
+    Progress,
+    Summary,
+    outcome_json,
+    print_outcome,
+    print_summary,
+    receipt,
+    render_status,
+)
 from agent.sources import Walker
 
 __all__ = ["main"]
 
 EXIT_CLEAN, EXIT_FOUND, EXIT_ERROR = 0, 1, 2
+_EXIT_NOT_RUNNING = 3  # as systemctl status and LSB init scripts say "not running"
 _STDIN_CHUNK = 1 << 20
 
 
@@ -56,6 +65,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     conf = sub.add_parser("config", help="show the configuration in force, or an example file")
     conf.add_argument("action", choices=("show", "example"))
+    sub.add_parser("run", help="run the background service in the foreground (for a service manager)")
+    status = sub.add_parser("status", help="show what the running service is doing")
+    status.add_argument("--json", action="store_true", help="the status as one JSON object")
+    for p in (conf, sub.choices["run"], status):
+        p.add_argument(
+            "--config", type=Path, metavar="FILE", default=argparse.SUPPRESS, help=argparse.SUPPRESS
+        )
     return parser
 
 
@@ -67,8 +83,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "config":
             print(config.show(cfg) if args.action == "show" else config.example())
             return EXIT_CLEAN
+        if args.command == "status":
+            return _status(args, cfg)
         secret = MasterSecret.load_or_create(cfg.state_dir)
         configure(cfg.log.level, cfg.log.format, Redactor(secret.key("logs")))
+        if args.command == "run":
+            from agent.service import Service  # noqa: PLC0415 - only the service loads its sources
+
+            return Service(cfg, args.config).run()
         return _scan(args, cfg)
     except ConfigError as exc:
         print(f"endpoint-agent: configuration error: {exc}", file=sys.stderr)
@@ -84,6 +106,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"endpoint-agent: internal error ({type(exc).__name__}); details are in the log", file=sys.stderr
         )
     return EXIT_ERROR
+
+
+def _status(args: argparse.Namespace, cfg: config.Config) -> int:
+    from agent.control import query  # noqa: PLC0415 - keeps the other commands' start-up small
+    from agent.service import control_path  # noqa: PLC0415
+
+    try:
+        info = query(control_path(cfg))
+    except AgentError as exc:
+        info = {"running": False, "reason": str(exc)}
+    if args.json:
+        print(json.dumps(info, sort_keys=True))
+    else:
+        print(render_status(info))
+    return EXIT_CLEAN if info.get("running") else _EXIT_NOT_RUNNING
 
 
 def _scan(args: argparse.Namespace, cfg: config.Config) -> int:

@@ -76,6 +76,54 @@ class LogConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ServiceConfig:
+    """``[service]``: how ``endpoint-agent run`` behaves on the machine."""
+
+    control_socket: str = ""
+    nice: int = 10
+    cpu_budget: float = 0.25
+    worker_max_rss: int = 300 << 20
+    defer_on_battery: bool = True
+    stop_timeout: float = 8.0
+
+
+@dataclass(frozen=True, slots=True)
+class WatchConfig:
+    """``[watch]``: on-access scanning of files as they change, and the background sweep."""
+
+    enabled: bool = True
+    roots: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    exclude_extensions: tuple[str, ...] = ()
+    max_size: int = 0
+    settle: float = 1.0
+    queue_max: int = 100_000
+    sweep_interval: float = 86_400.0
+
+
+@dataclass(frozen=True, slots=True)
+class ProgramsConfig:
+    """``[programs]``: scanning the executable image of every new process."""
+
+    enabled: bool = True
+    interval: float = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class ClamdConfig:
+    """``[clamd]``: the clamd-compatible socket for other components' data streams."""
+
+    enabled: bool = True
+    socket: str = ""
+    socket_mode: int = 0o660
+    tcp_port: int = 0
+    stream_max_length: int = 100 << 20
+    max_connections: int = 128
+    idle_timeout: float = 30.0
+    read_timeout: float = 120.0
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """The whole configuration, plus the directories it was resolved against."""
 
@@ -85,6 +133,10 @@ class Config:
     limits: ScanLimits = DEFAULT_LIMITS
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    service: ServiceConfig = field(default_factory=ServiceConfig)
+    watch: WatchConfig = field(default_factory=WatchConfig)
+    programs: ProgramsConfig = field(default_factory=ProgramsConfig)
+    clamd: ClamdConfig = field(default_factory=ClamdConfig)
 
     @property
     def rules_dir(self) -> Path:
@@ -116,6 +168,7 @@ def _table() -> tuple[Option, ...]:
         ),
         Option("log", "level", str, "info", "log level", _LOG_LEVELS),
         Option("log", "format", str, "auto", "json, console, or auto (console on a terminal)", _LOG_FORMATS),
+        *_service_options(),
     ]
     docs = {
         "max_file_size": "largest object scanned, bytes",
@@ -133,8 +186,47 @@ def _table() -> tuple[Option, ...]:
     return tuple(opts)
 
 
+def _service_options() -> list[Option]:
+    mib = 1 << 20
+    return [
+        Option("service", "control_socket", str, "", "status socket (0600); empty: <state dir>/control.sock"),
+        Option("service", "nice", int, 10, "CPU niceness of the service and its workers (0-19)"),
+        Option("service", "cpu_budget", float, 0.25, "cores the background sweep may average over 10 s"),
+        Option("service", "worker_max_rss", int, 300 * mib, "bytes of RSS before a worker is recycled"),
+        Option("service", "defer_on_battery", bool, default=True, doc="postpone sweeps on battery power"),
+        Option("service", "stop_timeout", float, 8.0, "seconds in-flight scans get to finish on stop"),
+        Option("watch", "enabled", bool, default=True, doc="scan files when they are written or moved in"),
+        Option("watch", "roots", tuple, (), "directories to watch and sweep; empty: the user's home"),
+        Option("watch", "exclude", tuple, (), "glob patterns of paths never scanned on access"),
+        Option("watch", "exclude_extensions", tuple, (), "file extensions never scanned on access"),
+        Option("watch", "max_size", int, 0, "largest file scanned on access, bytes; 0: limits.max_file_size"),
+        Option("watch", "settle", float, 1.0, "seconds a file must be quiet before it is scanned"),
+        Option("watch", "queue_max", int, 100_000, "distinct paths queued before events coalesce"),
+        Option("watch", "sweep_interval", float, 86_400.0, "seconds between background sweeps; 0: never"),
+        Option("programs", "enabled", bool, default=True, doc="scan the executable of each new process"),
+        Option("programs", "interval", float, 2.0, "seconds between process list polls"),
+        Option("clamd", "enabled", bool, default=True, doc="serve the clamd-compatible socket"),
+        Option("clamd", "socket", str, "", "Unix socket path; empty: <state dir>/clamd.sock"),
+        Option("clamd", "socket_mode", int, 0o660, "permissions of the Unix socket"),
+        Option("clamd", "tcp_port", int, 0, "also listen on 127.0.0.1:PORT; 0: no TCP"),
+        Option("clamd", "stream_max_length", int, 100 * mib, "largest INSTREAM/FILDES object, bytes"),
+        Option("clamd", "max_connections", int, 128, "concurrent client connections"),
+        Option("clamd", "idle_timeout", float, 30.0, "seconds a client may wait before sending a command"),
+        Option("clamd", "read_timeout", float, 120.0, "seconds a client may pause inside a stream"),
+    ]
+
+
 OPTIONS: tuple[Option, ...] = _table()
-_SECTIONS = {"scan": ScanConfig, "privacy": PrivacyConfig, "log": LogConfig, "limits": ScanLimits}
+_SECTIONS = {
+    "scan": ScanConfig,
+    "privacy": PrivacyConfig,
+    "log": LogConfig,
+    "limits": ScanLimits,
+    "service": ServiceConfig,
+    "watch": WatchConfig,
+    "programs": ProgramsConfig,
+    "clamd": ClamdConfig,
+}
 
 
 def home_dirs() -> tuple[Path, Path]:
@@ -209,6 +301,10 @@ def _coerce(opt: Option, value: object, path: Path) -> object:
     where = f"{path}: {opt.section}.{opt.name}"
     if opt.type is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
+    if opt.type is tuple:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{where} must be a list of strings")
+        return tuple(value)
     if type(value) is not opt.type:
         raise ConfigError(f"{where} must be {opt.type.__name__}, not {type(value).__name__}")
     if opt.choices and value not in opt.choices:
@@ -226,6 +322,12 @@ def _check(config: Config, path: Path) -> None:
         raise ConfigError(f"{path}: limits.max_scan_time must be positive")
     if limits.max_compression_ratio < 1:
         raise ConfigError(f"{path}: limits.max_compression_ratio must be at least 1")
+    if not 0 <= config.service.nice <= 19:
+        raise ConfigError(f"{path}: service.nice must be between 0 and 19")
+    if config.clamd.socket_mode & ~0o777:
+        raise ConfigError(f"{path}: clamd.socket_mode must be a permission mode such as 0o660")
+    if config.clamd.tcp_port > 65535:
+        raise ConfigError(f"{path}: clamd.tcp_port must be a port number")
 
 
 def example() -> str:
@@ -236,7 +338,7 @@ def example() -> str:
         for opt in (o for o in OPTIONS if o.section == section):
             choices = f" ({' | '.join(opt.choices)})" if opt.choices else ""
             lines.append(f"# {opt.doc}{choices}")
-            lines.append(f"{opt.name} = {_toml_value(opt.default)}")
+            lines.append(f"{opt.name} = {_toml_value(opt.default, opt.name)}")
         lines.append("")
     return "\n".join(lines)
 
@@ -248,13 +350,19 @@ def show(config: Config) -> str:
         lines.append(f"[{section}]")
         values = getattr(config, section)
         lines.extend(
-            f"{o.name} = {_toml_value(getattr(values, o.name))}" for o in OPTIONS if o.section == section
+            f"{o.name} = {_toml_value(getattr(values, o.name), o.name)}"
+            for o in OPTIONS
+            if o.section == section
         )
         lines.append("")
     return "\n".join(lines)
 
 
-def _toml_value(value: object) -> str:
+def _toml_value(value: object, name: str = "") -> str:
+    if name.endswith("_mode") and isinstance(value, int):
+        return oct(value)
+    if isinstance(value, tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):

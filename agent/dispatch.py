@@ -146,8 +146,6 @@ class Dispatcher:
         self._thread = threading.Thread(target=self._run, name="dispatcher", daemon=True)
         self._ready = threading.Event()
         self._startup_error: Exception | None = None
-        self.outbox_depth = 0
-        self.in_session = 0
 
     def start(self) -> None:
         """Start the dispatcher thread and wait until its first session is up."""
@@ -213,11 +211,9 @@ class Dispatcher:
         session = ScanSession(self.config, SessionOptions(rules=self.rules))
         with session:
             self._ready.set()
-            self.outbox_depth = session.store.outbox_depth()
             for request, outcome in session.stream(self.feed, self.feed.wakeup, self._abort.is_set):
                 self._count(outcome)
                 self._resolve(request, outcome)
-            self.outbox_depth = session.queued()
 
     def _count(self, outcome: Outcome) -> None:
         source = outcome.request.source.value

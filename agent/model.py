@@ -41,6 +41,7 @@ class Source(enum.StrEnum):
     STREAM = "stream"
     ON_ACCESS = "on_access"
     PROGRAM = "program"
+    SWEEP = "sweep"
 
 
 class VerdictKind(enum.StrEnum):

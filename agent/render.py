@@ -281,3 +281,24 @@ def receipt_text(summary: Summary) -> str:
         found = ", ".join(f"{k}: {v:,}" for k, v in sorted(summary.personal_types.items()))
         lines.append(f"  Personal data seen (counts only, values never stored): {found}")
     return "\n".join(lines)
+
+
+def render_status(info: dict[str, Any]) -> str:
+    """The service status for a terminal: one fact a line."""
+    if not info.get("running"):
+        return f"endpoint-agent service: not running ({info.get('reason', 'no answer')})"
+    lines = [
+        f"endpoint-agent service: running {info.get('version', '')}, up {info.get('uptime_s', 0)} s",
+        f"rules version:   {info.get('rules_version', '?')}",
+        f"queue depth:     {info.get('queue_depth', 0)}",
+        f"cache entries:   {info.get('cache_entries', '?')}",
+        f"outbox depth:    {info.get('outbox_depth', '?')}",
+        f"cpu / rss:       {info.get('cpu_percent', 0)} % / {info.get('rss_mb', 0)} MB",
+        f"processes:       {info.get('processes', 1)}",
+    ]
+    scanned, found = info.get("scanned", {}), info.get("detections", {})
+    lines.extend(
+        f"{source + ':':16} {scanned.get(source, 0)} scanned, {found.get(source, 0)} detections"
+        for source in sorted(set(scanned) | set(found))
+    )
+    return "\n".join(lines)

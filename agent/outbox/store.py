@@ -97,6 +97,17 @@ class Store:
         (count,) = self._db.execute("SELECT count(*) FROM outbox").fetchone()
         return int(count)
 
+    @staticmethod
+    def counts(path: Path) -> dict[str, int]:
+        """Rows in the cache and the outbox, read through a separate read-only connection."""
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=2.0)
+        try:
+            (cache,) = db.execute("SELECT count(*) FROM verdict_cache").fetchone()
+            (outbox,) = db.execute("SELECT count(*) FROM outbox").fetchone()
+        finally:
+            db.close()
+        return {"cache_entries": int(cache), "outbox_depth": int(outbox)}
+
     def _transaction(self) -> _Transaction:
         return _Transaction(self._db)
 

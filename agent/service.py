@@ -1,0 +1,235 @@
+"""``endpoint-agent run``: the background service, wired from its parts.
+
+One :class:`~agent.dispatch.Dispatcher` owns the scan session; the sources feed it from their own
+threads: the clamd-compatible socket (streams and paths from other components), on-access file
+events, the program monitor, and the background sweep. The main thread only handles signals and
+housekeeping:
+
+- SIGTERM / SIGINT: stop taking work, let in-flight scans finish (``service.stop_timeout``), flush
+  the store, exit 0.
+- SIGHUP: reload the config's rules and limits: build the new rules to the side, swap them in, keep
+  the old ones when the new ones do not compile.
+- sd_notify: ``READY=1`` once rules are loaded and sources are up, ``STATUS=`` with the queue depth,
+  ``WATCHDOG=1`` at half the requested period, ``STOPPING=1``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any, Protocol
+
+import psutil
+import structlog
+
+from agent import __version__, config
+from agent.control import ControlServer
+from agent.dispatch import Dispatcher
+from agent.engine import load_rules
+from agent.errors import AgentError
+from agent.notify import Notifier
+from agent.outbox import Store
+from agent.sources.sweep import Sweeper, SweepSettings
+from agent.throttle import CpuBudget, lower_priority, on_battery, system_busy
+
+__all__ = ["Service"]
+
+log = structlog.get_logger("endpoint-agent")
+_TICK = 0.5
+_STATUS_EVERY = 5.0
+
+
+class Component(Protocol):
+    """A source or server the service starts and stops."""
+
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+
+
+@dataclass(slots=True)
+class _Events:
+    stop: threading.Event = field(default_factory=threading.Event)
+    reload: threading.Event = field(default_factory=threading.Event)
+
+
+class Service:
+    """The running service: build with a config, then :meth:`run` until a stop signal."""
+
+    def __init__(self, cfg: config.Config, config_file: Path | None = None) -> None:
+        self.config = cfg
+        self._config_file = config_file
+        self._events = _Events()
+        self._notify = Notifier()
+        self._started = time.monotonic()
+        self._proc = psutil.Process()
+        self._proc.cpu_percent(None)
+        self.dispatcher: Dispatcher | None = None
+        self._components: list[tuple[str, Component]] = []
+        self._status_extra: dict[str, Callable[[], Any]] = {}
+
+    # ------------------------------------------------------------------ lifecycle
+    def run(self) -> int:
+        """Run until SIGTERM or SIGINT; return the exit status."""
+        self._install_signals()
+        lower_priority(self.config.service.nice)
+        rules = load_rules(self.config.rules_dir)
+        self.dispatcher = Dispatcher(self.config, rules)
+        self.dispatcher.start()
+        control = ControlServer(self._control_path(), self.status)
+        try:
+            self._start_sources()
+            control.start()
+            self._notify.send("READY=1", f"STATUS={self._status_line()}")
+            log.info("service_started", version=__version__, rules_version=rules.version)
+            self._main_loop()
+        finally:
+            self._notify.send("STOPPING=1")
+            log.info("service_stopping")
+            control.close()
+            self._stop_sources()
+            self.dispatcher.stop(self.config.service.stop_timeout)
+            log.info("service_stopped", scanned=sum(self.dispatcher.counters.scanned.values()))
+        return 0
+
+    def _install_signals(self) -> None:
+        def on_stop(_signum: int, _frame: FrameType | None) -> None:
+            self._events.stop.set()
+
+        def on_reload(_signum: int, _frame: FrameType | None) -> None:
+            self._events.reload.set()
+
+        signal.signal(signal.SIGTERM, on_stop)
+        signal.signal(signal.SIGINT, on_stop)
+        signal.signal(signal.SIGHUP, on_reload)
+
+    def _main_loop(self) -> None:
+        last_status = last_watchdog = time.monotonic()
+        while not self._events.stop.wait(_TICK):
+            now = time.monotonic()
+            if self._events.reload.is_set():
+                self._events.reload.clear()
+                self.reload()
+            interval = self._notify.watchdog_interval
+            if interval is not None and now - last_watchdog >= interval:
+                self._notify.send("WATCHDOG=1")
+                last_watchdog = now
+            if now - last_status >= _STATUS_EVERY:
+                self._notify.send(f"STATUS={self._status_line()}")
+                last_status = now
+
+    def add(self, name: str, component: Component, status: Callable[[], Any] | None = None) -> None:
+        """Register a source; it starts with the service and stops before the dispatcher."""
+        self._components.append((name, component))
+        if status is not None:
+            self._status_extra[name] = status
+
+    def _start_sources(self) -> None:
+        if self.dispatcher is None:
+            raise RuntimeError("dispatcher not started")
+        watch = self.config.watch
+        if watch.sweep_interval > 0 or watch.enabled:
+            sweeper = self._sweeper()
+            self.add("sweep", sweeper, lambda: {"sweeps": sweeper.sweeps, "running": sweeper.running})
+        for name, component in self._components:
+            component.start()
+            log.info("source_started", source=name)
+
+    def _stop_sources(self) -> None:
+        for name, component in reversed(self._components):
+            try:
+                component.stop()
+            except Exception as exc:  # noqa: BLE001 - one source failing to stop must not block the rest
+                log.warning("source_stop_failed", source=name, error=type(exc).__name__)
+
+    def _sweeper(self) -> Sweeper:
+        assert self.dispatcher is not None  # noqa: S101 - set by run() before sources start
+        cfg = self.config
+        budget = CpuBudget(cfg.service.cpu_budget)
+        settings = SweepSettings(
+            roots=watch_roots(cfg),
+            interval=cfg.watch.sweep_interval,
+            exclude=cfg.watch.exclude,
+            exclude_extensions=cfg.watch.exclude_extensions,
+            exclude_dirs=frozenset({str(cfg.state_dir.resolve())}),
+            stamp_file=cfg.state_dir / "sweep.stamp",
+        )
+
+        def may_run() -> bool:
+            return not ((cfg.service.defer_on_battery and on_battery()) or system_busy())
+
+        return Sweeper(
+            settings, self.dispatcher.submit, self.dispatcher.feed.wait_for_room, budget.pace, may_run
+        )
+
+    # ------------------------------------------------------------------ reload and status
+    def reload(self) -> bool:
+        """Build the configured rules to the side and swap them in; keep the old ones on failure."""
+        assert self.dispatcher is not None  # noqa: S101 - only called while running
+        try:
+            fresh = config.load(self._config_file)
+            rules = load_rules(fresh.rules_dir)
+        except AgentError as exc:
+            log.error("rules_reload_failed", reason=str(exc), kept=self.dispatcher.rules.version)  # noqa: TRY400 - the reason is the message; no traceback needed
+            return False
+        self.dispatcher.swap_rules(rules)
+        log.info("rules_reloaded", rules_version=rules.version)
+        return True
+
+    def status(self) -> dict[str, Any]:
+        """Counts, versions and resource use for ``endpoint-agent status``: no paths, no names."""
+        d = self.dispatcher
+        info: dict[str, Any] = {
+            "running": True,
+            "version": __version__,
+            "uptime_s": round(time.monotonic() - self._started, 1),
+        }
+        if d is not None:
+            info |= {
+                "rules_version": d.rules.version,
+                "queue_depth": d.queue_depth(),
+                "scanned": dict(d.counters.scanned),
+                "detections": dict(d.counters.detections),
+                "errors": dict(d.counters.errors),
+            }
+            with contextlib.suppress(sqlite3.Error):
+                info |= Store.counts(self.config.state_dir / "agent.db")
+        info |= self._resources()
+        for name, extra in self._status_extra.items():
+            with contextlib.suppress(Exception):
+                info[name] = extra()
+        return info
+
+    def _resources(self) -> dict[str, Any]:
+        procs = [self._proc, *self._proc.children(recursive=True)]
+        rss = cpu = 0.0
+        for p in procs:
+            with contextlib.suppress(psutil.Error):
+                rss += p.memory_info().rss
+                cpu += p.cpu_percent(None)
+        return {"rss_mb": round(rss / (1 << 20), 1), "cpu_percent": round(cpu, 1), "processes": len(procs)}
+
+    def _status_line(self) -> str:
+        d = self.dispatcher
+        if d is None:
+            return "starting"
+        return f"queue {d.queue_depth()}, scanned {sum(d.counters.scanned.values())}"
+
+    def _control_path(self) -> Path:
+        return control_path(self.config)
+
+
+def control_path(cfg: config.Config) -> Path:
+    """Where the control socket of the service for this config lives."""
+    return Path(cfg.service.control_socket) if cfg.service.control_socket else cfg.state_dir / "control.sock"
+
+
+def watch_roots(cfg: config.Config) -> tuple[str, ...]:
+    """The watched roots: configured, else the user's home."""
+    return tuple(str(Path(r).expanduser()) for r in cfg.watch.roots) or (str(Path.home()),)
