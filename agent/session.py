@@ -46,6 +46,7 @@ _PERSIST_EVERY = 512
 _LOOKUP_EVERY = 256
 _FLUSH_IDLE = 1.0  # seconds a verdict may wait in memory while a streaming source is idle
 _GRACE = 5.0  # seconds past max_scan_time before the parent kills a worker
+_TRANSIENT_LIMITS = frozenset({"Limits.Exceeded.MaxScanTime", "Limits.Exceeded.MaxMemory"})
 log = structlog.get_logger("endpoint-agent")
 
 
@@ -105,7 +106,12 @@ class ScanSession:
             limits=self.config.limits.describe(),
         )
         self._pool = WorkerPool(
-            self._jobs, setup, self._ctx, self.config.limits.max_scan_time + _GRACE, weight=_request_size
+            self._jobs,
+            setup,
+            self._ctx,
+            self.config.limits.max_scan_time + _GRACE,
+            weight=_request_size,
+            max_rss=self.config.service.worker_max_rss,
         )
         self._pool.__enter__()
         return self
@@ -197,12 +203,13 @@ class ScanSession:
         if failure.kind == "aborted":
             verdict = Verdict(VerdictKind.UNSCANNED, reason=failure.detail)
             return Outcome(request, verdict, None, None, None, 0.0)
-        if failure.kind == "timeout":
-            result = ScanResult(size=0, sha256=None, detections=(limit_detection("MaxScanTime"),))
+        limit = {"timeout": "MaxScanTime", "memory": "MaxMemory"}.get(failure.kind)
+        if limit is not None:
+            result = ScanResult(size=0, sha256=None, detections=(limit_detection(limit),))
             verdict = decide(result, self.policy)
             classification = Classification("other", "unknown", DataClass.PERSONAL)
             record = minimize(verdict, classification, result, policy=self.policy, identity=self.identity)
-            return Outcome(request, verdict, result, classification, record, self.config.limits.max_scan_time)
+            return Outcome(request, verdict, result, classification, record, 0.0)
         return _error_outcome(request, failure.detail)
 
     def _finish(self, outcome: Outcome) -> Outcome:
@@ -242,9 +249,7 @@ def _cacheable(outcome: Outcome) -> bool:
     """
     if outcome.verdict.kind is VerdictKind.ERROR:
         return False
-    return all(
-        d.member is None and d.name != "Limits.Exceeded.MaxScanTime" for d in outcome.verdict.detections
-    )
+    return all(d.member is None and d.name not in _TRANSIENT_LIMITS for d in outcome.verdict.detections)
 
 
 def _error_outcome(request: ScanRequest, reason: str) -> Outcome:

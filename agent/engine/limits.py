@@ -53,4 +53,5 @@ LIMIT_NAMES = (
     "MaxFiles",
     "MaxScanTime",
     "CompressionRatio",
+    "MaxMemory",
 )

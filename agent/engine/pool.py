@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import multiprocessing.connection
+import os
 import signal
 import socket
 import time
@@ -24,6 +25,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from multiprocessing.process import BaseProcess
 from multiprocessing.sharedctypes import RawArray
+from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
 
 __all__ = ["IDLE", "Failure", "WorkerPool"]
@@ -37,6 +39,8 @@ _FLUSH = 0.005  # seconds a finished result may wait in the worker before it is 
 _IDLE = -1.0
 _CTX = multiprocessing.get_context("spawn")
 _IDLE_WAIT = 1.0  # seconds an idle streaming pool sleeps between checks when nothing wakes it
+_RSS_CHECK = 0.5  # seconds between checks of the workers' memory, when a ceiling is set
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
 class _Idle:
@@ -119,7 +123,9 @@ class WorkerPool(Generic[Req, Res]):
     """Runs ``setup(payload)(item)`` for each item in ``jobs`` worker processes.
 
     ``setup`` must be a module-level function (it is pickled for the spawn start method). ``timeout``
-    bounds the seconds one item may take before its worker is killed.
+    bounds the seconds one item may take before its worker is killed. With ``max_rss`` (bytes), a
+    worker whose resident memory grows past it is recycled: the item it was on is retried once in a
+    fresh worker, and fails with ``memory`` if it blows the ceiling again.
     """
 
     def __init__(
@@ -129,8 +135,12 @@ class WorkerPool(Generic[Req, Res]):
         payload: object,
         timeout: float,
         weight: Callable[[Req], int] | None = None,
+        *,
+        max_rss: int = 0,
     ) -> None:
         self._jobs = max(1, jobs)
+        self._max_rss = max_rss
+        self._retried: set[int] = set()
         self._weight = weight or (lambda _item: 0)
         self._setup = setup
         self._payload = payload
@@ -197,6 +207,7 @@ class WorkerPool(Generic[Req, Res]):
         pending: deque[tuple[int, Req]] = deque()
         source = iter(enumerate(items))
         exhausted = False
+        self._retried.clear()
         while True:
             if aborted is not None and aborted():
                 yield from self._abort(pending)
@@ -253,6 +264,8 @@ class WorkerPool(Generic[Req, Res]):
     ) -> Iterator[tuple[Req, Res | Failure]]:
         deadlines = [self._deadline(w) for w in busy]
         wait_for = max(0.0, min(deadlines) - time.monotonic())
+        if self._max_rss:
+            wait_for = min(wait_for, _RSS_CHECK)
         waitables: list[Any] = [w.conn for w in busy]
         if wakeup is not None:
             waitables.append(wakeup)
@@ -262,6 +275,19 @@ class WorkerPool(Generic[Req, Res]):
                 yield from self._receive(w, pending)
             elif (current := w.current()) is not None and time.monotonic() > current[1] + self._timeout:
                 yield from self._replace(w, pending, Failure("timeout", "scan time limit exceeded"))
+            elif self._max_rss and current is not None and _rss(w.proc) > self._max_rss:
+                yield from self._recycle(w, pending, current[0])
+
+    def _recycle(
+        self, w: _Worker[Req], pending: deque[tuple[int, Req]], index: int
+    ) -> Iterator[tuple[Req, Res | Failure]]:
+        """Replace a worker over its memory ceiling; retry its item once, then fail it."""
+        failure = Failure("memory", "worker memory ceiling exceeded")
+        if index in self._retried:
+            yield from self._replace(w, pending, failure)
+            return
+        self._retried.add(index)
+        yield from self._replace(w, pending, failure, retry=True)
 
     def _deadline(self, w: _Worker[Req]) -> float:
         current = w.current()
@@ -283,15 +309,15 @@ class WorkerPool(Generic[Req, Res]):
             yield from self._replace(w, pending, Failure("crashed", _exit_reason(w.proc)))
 
     def _replace(
-        self, w: _Worker[Req], pending: deque[tuple[int, Req]], failure: Failure
+        self, w: _Worker[Req], pending: deque[tuple[int, Req]], failure: Failure, retry: bool = False
     ) -> Iterator[tuple[Req, Failure]]:
-        """Kill ``w``, fail the item it was on, requeue the others, and start a fresh worker."""
+        """Kill ``w``, fail the item it was on (or requeue it, with ``retry``), requeue the others."""
         current = w.current()
         if w.proc.is_alive():
             w.proc.kill()
         w.proc.join()
         w.conn.close()
-        on = current[0] if current is not None else None
+        on = current[0] if current is not None and not retry else None
         failed = [(i, item) for i, item in w.inflight if i == on]
         pending.extendleft(reversed([(i, item) for i, item in w.inflight if i != on]))
         w.inflight.clear()
@@ -321,6 +347,14 @@ def _refill(pending: deque[tuple[int, Any]], source: Iterator[tuple[int, Any]], 
             return _WENT_IDLE
         pending.append(nxt)
     return _FULL
+
+
+def _rss(proc: BaseProcess) -> int:
+    """Resident bytes of a worker, from /proc (0 where unavailable: no ceiling is enforced there)."""
+    try:
+        return int(Path(f"/proc/{proc.pid}/statm").read_bytes().split()[1]) * _PAGE
+    except (OSError, ValueError, IndexError):
+        return 0
 
 
 def _exit_reason(proc: BaseProcess) -> str:

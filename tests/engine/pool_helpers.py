@@ -35,3 +35,18 @@ def setup_pid(payload: object):
         return os.getpid()
 
     return handle
+
+
+def setup_balloon(payload: object):
+    """A handler that holds ~200 MB on 'balloon' (and on 'once:<file>' until that file exists)."""
+
+    def handle(item: str) -> str:
+        if item == "balloon" or (item.startswith("once:") and not os.path.exists(item[5:])):
+            if item.startswith("once:"):
+                open(item[5:], "w").close()
+            ballast = bytearray(200 << 20)
+            ballast[::4096] = b"x" * len(ballast[::4096])
+            time.sleep(30)
+        return f"ok:{item}"
+
+    return handle

@@ -72,3 +72,24 @@ def test_heavy_items_are_spread_over_workers():
     with WorkerPool(2, pool_helpers.setup_pid, None, 10.0, weight=lambda _i: 64 << 20) as pool:
         pids = {result for _, result in pool.map_unordered(items)}
     assert len(pids) == 2
+
+
+def _run_balloon(items, max_rss=100 << 20):
+    with WorkerPool(2, pool_helpers.setup_balloon, None, 60.0, max_rss=max_rss) as pool:
+        return dict(pool.map_unordered(items)), pool.restarts
+
+
+def test_a_worker_over_its_memory_ceiling_is_recycled_and_the_item_fails_after_one_retry():
+    """An item that blows the memory ceiling twice fails with ``memory``; the others are unharmed."""
+    results, restarts = _run_balloon(["a", "balloon", "b", "c"])
+    assert results["balloon"] == Failure("memory", "worker memory ceiling exceeded")
+    assert [results[i] for i in ("a", "b", "c")] == ["ok:a", "ok:b", "ok:c"]
+    assert restarts == 2
+
+
+def test_an_item_that_fits_on_retry_succeeds(tmp_path):
+    """The first breach retries the item in a fresh worker; a retry that fits gets its result."""
+    item = f"once:{tmp_path / 'marker'}"
+    results, restarts = _run_balloon([item, "x"])
+    assert results[item] == f"ok:{item}"
+    assert restarts == 1
