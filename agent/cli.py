@@ -12,6 +12,7 @@ import json
 import os
 import sys
 import tempfile
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -36,6 +37,7 @@ from agent.sources import Walker
 __all__ = ["main"]
 
 EXIT_CLEAN, EXIT_FOUND, EXIT_ERROR = 0, 1, 2
+_UPLOAD_WAIT = 30.0  # seconds a scan waits at most to deliver its records
 _EXIT_NOT_RUNNING = 3  # as systemctl status and LSB init scripts say "not running"
 _STDIN_CHUNK = 1 << 20
 
@@ -61,14 +63,25 @@ def _parser() -> argparse.ArgumentParser:
     scan.add_argument("--jobs", type=int, metavar="N", help="worker processes (default: one per core)")
     scan.add_argument("--no-cache", action="store_true", help="ignore and do not update the verdict cache")
     scan.add_argument(
+        "--no-upload", action="store_true", help="only queue records; do not deliver them at the end"
+    )
+    scan.add_argument(
         "--config", type=Path, metavar="FILE", default=argparse.SUPPRESS, help=argparse.SUPPRESS
     )
     conf = sub.add_parser("config", help="show the configuration in force, or an example file")
     conf.add_argument("action", choices=("show", "example"))
     sub.add_parser("run", help="run the background service in the foreground (for a service manager)")
+    enroll = sub.add_parser("enroll", help="enrol with a security cloud and configure delivery to it")
+    enroll.add_argument("url", help="https URL of the security cloud")
+    enroll.add_argument("--product-key", required=True, help="the product key the cloud accepts")
+    enroll.add_argument("--ca-file", default="", help="CA certificate to trust instead of the system store")
+    enroll.add_argument("--pin-sha256", default="", help="base64 SHA-256 SPKI pin of the cloud's key")
+    sent = sub.add_parser("sent", help="the transparency log: every payload that left this device")
+    sent.add_argument("--json", action="store_true", help="one JSON object per payload")
+    sent.add_argument("--limit", type=int, default=50, help="newest N payloads (default 50)")
     status = sub.add_parser("status", help="show what the running service is doing")
     status.add_argument("--json", action="store_true", help="the status as one JSON object")
-    for p in (conf, sub.choices["run"], status):
+    for p in (conf, sub.choices["run"], status, enroll, sent):
         p.add_argument(
             "--config", type=Path, metavar="FILE", default=argparse.SUPPRESS, help=argparse.SUPPRESS
         )
@@ -85,8 +98,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_CLEAN
         if args.command == "status":
             return _status(args, cfg)
+        if args.command == "sent":
+            return _sent(args, cfg)
         secret = MasterSecret.load_or_create(cfg.state_dir)
         configure(cfg.log.level, cfg.log.format, Redactor(secret.key("logs")))
+        if args.command == "enroll":
+            return _enroll(args, cfg)
         if args.command == "run":
             from agent.service import Service  # noqa: PLC0415 - only the service loads its sources
 
@@ -141,8 +158,62 @@ def _scan(args: argparse.Namespace, cfg: config.Config) -> int:
             _emit(outcome, args, progress)
         summary.skipped.update(walker.skipped)
         summary.queued = session.queued()
+    if cfg.upstream.url and not args.no_upload:
+        _deliver(cfg, summary)
     _finish(summary, session.rules.version, args)
     return _exit_code(summary)
+
+
+def _deliver(cfg: config.Config, summary: Summary) -> None:
+    """Send what the scan queued, waiting a bounded time; what is left goes with the next run."""
+    from agent.outbox import Store  # noqa: PLC0415 - only scans with an upstream load the client
+    from agent.outbox.delivery import Deliverer, DeliverySettings  # noqa: PLC0415
+    from agent.upstream import client_from_config  # noqa: PLC0415
+
+    up = cfg.upstream
+    settings = DeliverySettings(
+        up.batch_max_records, up.batch_max_bytes, up.max_outbox_records, up.max_outbox_age
+    )
+    client = client_from_config(cfg)
+    if client is None:
+        return
+    store = Store(cfg.state_dir / "agent.db")
+    try:
+        report = Deliverer(store, client, settings).deliver_with_retries(time.monotonic() + _UPLOAD_WAIT)
+        summary.delivered, summary.delivery_error = report.sent, report.error
+        summary.queued = store.outbox_depth()
+    finally:
+        client.close()
+        store.close()
+
+
+def _enroll(args: argparse.Namespace, cfg: config.Config) -> int:
+    from agent.upstream import enroll  # noqa: PLC0415
+
+    path = enroll(cfg, args.url, args.product_key, args.ca_file, args.pin_sha256)
+    print(f"enrolled with {args.url}; token stored in {path} (0600); [upstream] written to {cfg.config_file}")
+    return EXIT_CLEAN
+
+
+def _sent(args: argparse.Namespace, cfg: config.Config) -> int:
+    from agent.outbox import Store  # noqa: PLC0415
+
+    store = Store(cfg.state_dir / "agent.db")
+    try:
+        entries = store.sent(max(1, args.limit))
+    finally:
+        store.close()
+    for when, recipient, purpose, kind, payload in entries:
+        body = json.loads(payload)
+        item = {"time": when, "recipient": recipient, "purpose": purpose, "kind": kind, "payload": body}
+        if args.json:
+            print(json.dumps(item, sort_keys=True))
+        else:
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when))
+            print(f"{stamp}  {recipient}  {purpose}  {kind}  {json.dumps(body, sort_keys=True)}")
+    if not entries and not args.json:
+        print("nothing has been sent from this device")
+    return EXIT_CLEAN
 
 
 def _emit(outcome: Outcome, args: argparse.Namespace, progress: Progress) -> None:

@@ -124,6 +124,24 @@ class ClamdConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class UpstreamConfig:
+    """``[upstream]``: the security cloud that receives minimized verdicts and answers lookups."""
+
+    url: str = ""
+    ca_file: str = ""
+    pin_sha256: tuple[str, ...] = ()
+    token_file: str = ""
+    prefix_key: str = ""
+    batch_max_records: int = 500
+    batch_max_bytes: int = 256 << 10
+    flush_interval: float = 10.0
+    timeout: float = 10.0
+    max_outbox_records: int = 100_000
+    max_outbox_age: float = 30 * 86_400.0
+    reputation_interval: float = 3_600.0
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """The whole configuration, plus the directories it was resolved against."""
 
@@ -137,6 +155,7 @@ class Config:
     watch: WatchConfig = field(default_factory=WatchConfig)
     programs: ProgramsConfig = field(default_factory=ProgramsConfig)
     clamd: ClamdConfig = field(default_factory=ClamdConfig)
+    upstream: UpstreamConfig = field(default_factory=UpstreamConfig)
 
     @property
     def rules_dir(self) -> Path:
@@ -213,6 +232,24 @@ def _service_options() -> list[Option]:
         Option("clamd", "max_connections", int, 128, "concurrent client connections"),
         Option("clamd", "idle_timeout", float, 30.0, "seconds a client may wait before sending a command"),
         Option("clamd", "read_timeout", float, 120.0, "seconds a client may pause inside a stream"),
+        *_upstream_options(),
+    ]
+
+
+def _upstream_options() -> list[Option]:
+    return [
+        Option("upstream", "url", str, "", "https URL of the security cloud; empty: nothing is sent"),
+        Option("upstream", "ca_file", str, "", "CA bundle to trust; empty: the system store"),
+        Option("upstream", "pin_sha256", tuple, (), "base64 SHA-256 SPKI pins of the cloud's certificate"),
+        Option("upstream", "token_file", str, "", "bearer token (0600); empty: <state dir>/upstream.token"),
+        Option("upstream", "prefix_key", str, "", "base64 Ed25519 key that signs the reputation list"),
+        Option("upstream", "batch_max_records", int, 500, "records per upload at most (1-1000)"),
+        Option("upstream", "batch_max_bytes", int, 256 << 10, "bytes of JSON per upload at most"),
+        Option("upstream", "flush_interval", float, 10.0, "seconds a record may wait for a fuller batch"),
+        Option("upstream", "timeout", float, 10.0, "seconds per request to the cloud"),
+        Option("upstream", "max_outbox_records", int, 100_000, "queued records kept; the oldest go first"),
+        Option("upstream", "max_outbox_age", float, 30 * 86_400.0, "seconds a queued record is kept"),
+        Option("upstream", "reputation_interval", float, 3_600.0, "seconds between prefix-list syncs"),
     ]
 
 
@@ -226,6 +263,7 @@ _SECTIONS = {
     "watch": WatchConfig,
     "programs": ProgramsConfig,
     "clamd": ClamdConfig,
+    "upstream": UpstreamConfig,
 }
 
 
@@ -326,8 +364,18 @@ def _check(config: Config, path: Path) -> None:
         raise ConfigError(f"{path}: service.nice must be between 0 and 19")
     if config.clamd.socket_mode & ~0o777:
         raise ConfigError(f"{path}: clamd.socket_mode must be a permission mode such as 0o660")
+    _check_upstream(config.upstream, path)
     if config.clamd.tcp_port > 65535:
         raise ConfigError(f"{path}: clamd.tcp_port must be a port number")
+
+
+def _check_upstream(up: UpstreamConfig, path: Path) -> None:
+    if up.url and not up.url.startswith("https://"):
+        raise ConfigError(f"{path}: upstream.url must be an https:// URL (verdicts never travel in clear)")
+    if not 1 <= up.batch_max_records <= 1000:
+        raise ConfigError(f"{path}: upstream.batch_max_records must be between 1 and 1000")
+    if up.timeout <= 0:
+        raise ConfigError(f"{path}: upstream.timeout must be positive")
 
 
 def example() -> str:

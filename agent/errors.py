@@ -9,7 +9,10 @@
     │   ├── ScanTimeout                       MaxScanTime hit
     │   └── LimitExceeded                     another limit hit (size, depth, files, ratio)
     ├── ExtractError                          text extraction of one object failed; classification only
-    └── ProtocolError                         a peer spoke a protocol wrongly
+    ├── ProtocolError                         a peer spoke a protocol wrongly
+    └── UpstreamError                         the security cloud could not take a request
+        ├── UpstreamUnavailable               try again later (network, 5xx, 429; maybe retry_after)
+        └── UpstreamRejected                  the cloud refused this payload (4xx): never resend as is
 
 A class exists only where some caller handles it differently from its parent.
 """
@@ -25,6 +28,9 @@ __all__ = [
     "RulesError",
     "ScanError",
     "ScanTimeout",
+    "UpstreamError",
+    "UpstreamRejected",
+    "UpstreamUnavailable",
 ]
 
 
@@ -65,3 +71,24 @@ class ExtractError(AgentError):
 
 class ProtocolError(AgentError):
     """A peer sent bytes that do not follow the protocol."""
+
+
+class UpstreamError(AgentError):
+    """The security cloud could not take a request; the message has no payload content."""
+
+
+class UpstreamUnavailable(UpstreamError):
+    """Transient: retry later, no sooner than ``retry_after`` seconds when the cloud said so."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class UpstreamRejected(UpstreamError):
+    """The cloud refused the payload (a 4xx other than 429); ``status`` and the cloud's ``reason``."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(f"refused with {status}: {reason}")
+        self.status = status
+        self.reason = reason

@@ -57,6 +57,8 @@ class Summary:
     bytes: int = 0
     records: list[Record] = field(default_factory=list)
     queued: int = 0  # records waiting in the outbox after the scan (this scan's and earlier ones)
+    delivered: int | None = None  # records sent to the cloud at the end (None: no upstream, or --no-upload)
+    delivery_error: str = ""
 
     def add(self, outcome: Outcome) -> None:
         """Count one outcome."""
@@ -114,6 +116,9 @@ class Summary:
             "files_per_second": round(self.files / seconds, 1),
             "mib_per_second": round(self.bytes / _MIB / seconds, 1),
             "records": len(self.records),
+            "queued": self.queued,
+            "delivered": self.delivered,
+            "delivery_error": self.delivery_error or None,
             "rules_version": rules_version,
         }
 
@@ -240,6 +245,11 @@ def print_summary(summary: Summary, rules_version: str, *, show_receipt: bool) -
     rates = f"{data['files_per_second']:,.0f} files/s, {data['mib_per_second']:,.1f} MB/s"
     table.add_row("Data", f"{summary.bytes / _MIB:,.1f} MiB in {data['seconds']:.2f} s ({rates})")
     table.add_row("Rules version", rules_version)
+    if summary.delivered is not None:
+        sent = f"{summary.delivered:,} records sent, {summary.queued:,} still queued"
+        table.add_row(
+            "Upstream", sent + (f" ({safe(summary.delivery_error)})" if summary.delivery_error else "")
+        )
     console.print(table)
     if show_receipt:
         console.print(Text(receipt_text(summary)))

@@ -33,6 +33,26 @@ CREATE TABLE IF NOT EXISTS outbox (
     created INTEGER NOT NULL,
     body BLOB NOT NULL
 );
+CREATE INDEX IF NOT EXISTS outbox_age ON outbox (created, record_id);
+CREATE TABLE IF NOT EXISTS outbox_poison (
+    record_id TEXT PRIMARY KEY,
+    purpose TEXT NOT NULL,
+    created INTEGER NOT NULL,
+    body BLOB NOT NULL,
+    reason TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sent_log (
+    id INTEGER PRIMARY KEY,
+    time INTEGER NOT NULL,
+    recipient TEXT NOT NULL,
+    purpose TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    payload BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS counters (
+    name TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+);
 """
 _LOOKUP_CHUNK = 500
 
@@ -40,7 +60,7 @@ _LOOKUP_CHUNK = 500
 class Store:
     """The agent's SQLite store under the state dir (created 0600)."""
 
-    def __init__(self, path: Path, ruleset: str) -> None:
+    def __init__(self, path: Path, ruleset: str | None = None) -> None:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         if not path.exists():
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600))
@@ -49,8 +69,9 @@ class Store:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.executescript(_SCHEMA)
-        self._ruleset = ruleset
-        self._db.execute("DELETE FROM verdict_cache WHERE ruleset != ?", (ruleset,))
+        self._ruleset = ruleset or ""
+        if ruleset is not None:  # the scanning side owns the cache; a delivery-only handle leaves it
+            self._db.execute("DELETE FROM verdict_cache WHERE ruleset != ?", (ruleset,))
 
     def close(self) -> None:
         """Close the database."""
@@ -97,6 +118,81 @@ class Store:
         (count,) = self._db.execute("SELECT count(*) FROM outbox").fetchone()
         return int(count)
 
+    def outbox_batch(self, max_records: int, max_bytes: int) -> list[tuple[str, bytes]]:
+        """The oldest queued records, as (record_id, JSON body), within both bounds (at least one)."""
+        rows = self._db.execute(
+            "SELECT record_id, body FROM outbox ORDER BY created, record_id LIMIT ?", (max_records,)
+        )
+        batch: list[tuple[str, bytes]] = []
+        size = 2
+        for record_id, body in rows:
+            size += len(body) + 1
+            if batch and size > max_bytes:
+                break
+            batch.append((record_id, bytes(body)))
+        return batch
+
+    def acknowledge(self, record_ids: Sequence[str], recipient: str, purpose: str, payload: bytes) -> None:
+        """Drop delivered records and log the exact payload sent, in one transaction."""
+        with self._transaction():
+            self._db.executemany("DELETE FROM outbox WHERE record_id = ?", [(r,) for r in record_ids])
+            self._log_sent(recipient, purpose, "verdicts", payload)
+
+    def log_sent(self, recipient: str, purpose: str, kind: str, payload: bytes) -> None:
+        """Record a payload that left the device (a lookup, an erasure request)."""
+        with self._transaction():
+            self._log_sent(recipient, purpose, kind, payload)
+
+    def _log_sent(self, recipient: str, purpose: str, kind: str, payload: bytes) -> None:
+        self._db.execute(
+            "INSERT INTO sent_log (time, recipient, purpose, kind, payload) VALUES (?, ?, ?, ?, ?)",
+            (int(time.time()), recipient, purpose, kind, payload),
+        )
+
+    def sent(self, limit: int = 1000) -> list[tuple[int, str, str, str, bytes]]:
+        """The newest transparency-log entries: (time, recipient, purpose, kind, payload)."""
+        rows = self._db.execute(
+            "SELECT time, recipient, purpose, kind, payload FROM sent_log ORDER BY id DESC LIMIT ?", (limit,)
+        )
+        return [(t, r, p, k, bytes(b)) for t, r, p, k, b in rows]
+
+    def poison(self, record_id: str, reason: str) -> None:
+        """Move a record the cloud refused out of the queue, keeping it with the reason."""
+        with self._transaction():
+            self._db.execute(
+                "INSERT OR REPLACE INTO outbox_poison (record_id, purpose, created, body, reason)"
+                " SELECT record_id, purpose, created, body, ? FROM outbox WHERE record_id = ?",
+                (reason[:500], record_id),
+            )
+            self._db.execute("DELETE FROM outbox WHERE record_id = ?", (record_id,))
+            self._bump("outbox_poisoned", 1)
+
+    def enforce_bounds(self, max_records: int, max_age: float, now: float | None = None) -> int:
+        """Drop the oldest records beyond ``max_records`` or older than ``max_age``; count the drop."""
+        cutoff = int((time.time() if now is None else now) - max_age)
+        with self._transaction():
+            old = self._db.execute("DELETE FROM outbox WHERE created < ?", (cutoff,)).rowcount
+            over = self._db.execute(
+                "DELETE FROM outbox WHERE record_id IN (SELECT record_id FROM outbox"
+                " ORDER BY created DESC, record_id DESC LIMIT -1 OFFSET ?)",
+                (max_records,),
+            ).rowcount
+            if old + over:
+                self._bump("outbox_dropped", old + over)
+        return int(old + over)
+
+    def counter(self, name: str) -> int:
+        """A persistent counter (``outbox_dropped``, ``outbox_poisoned``)."""
+        row = self._db.execute("SELECT value FROM counters WHERE name = ?", (name,)).fetchone()
+        return int(row[0]) if row else 0
+
+    def _bump(self, name: str, by: int) -> None:
+        self._db.execute(
+            "INSERT INTO counters (name, value) VALUES (?, ?)"
+            " ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
+            (name, by),
+        )
+
     @staticmethod
     def counts(path: Path) -> dict[str, int]:
         """Rows in the cache and the outbox, read through a separate read-only connection."""
@@ -104,9 +200,15 @@ class Store:
         try:
             (cache,) = db.execute("SELECT count(*) FROM verdict_cache").fetchone()
             (outbox,) = db.execute("SELECT count(*) FROM outbox").fetchone()
+            counters = dict(db.execute("SELECT name, value FROM counters").fetchall())
         finally:
             db.close()
-        return {"cache_entries": int(cache), "outbox_depth": int(outbox)}
+        return {
+            "cache_entries": int(cache),
+            "outbox_depth": int(outbox),
+            "outbox_dropped": int(counters.get("outbox_dropped", 0)),
+            "outbox_poisoned": int(counters.get("outbox_poisoned", 0)),
+        }
 
     def _transaction(self) -> _Transaction:
         return _Transaction(self._db)
