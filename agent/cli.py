@@ -13,7 +13,7 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
@@ -76,6 +76,7 @@ def _parser() -> argparse.ArgumentParser:
     enroll.add_argument("--product-key", required=True, help="the product key the cloud accepts")
     enroll.add_argument("--ca-file", default="", help="CA certificate to trust instead of the system store")
     enroll.add_argument("--pin-sha256", default="", help="base64 SHA-256 SPKI pin of the cloud's key")
+    enroll.add_argument("--prefix-key", default="", help="base64 Ed25519 key that signs the reputation list")
     sent = sub.add_parser("sent", help="the transparency log: every payload that left this device")
     sent.add_argument("--json", action="store_true", help="one JSON object per payload")
     sent.add_argument("--limit", type=int, default=50, help="newest N payloads (default 50)")
@@ -145,10 +146,13 @@ def _scan(args: argparse.Namespace, cfg: config.Config) -> int:
 
     if args.jobs is not None and args.jobs < 1:
         raise ConfigError("--jobs must be at least 1")
-    options = SessionOptions(rules_dir=args.rules, jobs=args.jobs, use_cache=not args.no_cache)
     walker = Walker(source=Source.ON_DEMAND, exclude_dirs=frozenset({os.path.abspath(cfg.state_dir)}))
     summary = Summary()
     with ExitStack() as stack:
+        reputation = _reputation(cfg, args, stack)
+        options = SessionOptions(
+            rules_dir=args.rules, jobs=args.jobs, use_cache=not args.no_cache, reputation=reputation
+        )
         session = stack.enter_context(ScanSession(cfg, options))
         requests = stack.enter_context(_requests(args.paths, walker, cfg))
         progress = stack.enter_context(Progress(enabled=not args.json and sys.stderr.isatty()))
@@ -162,6 +166,24 @@ def _scan(args: argparse.Namespace, cfg: config.Config) -> int:
         _deliver(cfg, summary)
     _finish(summary, session.rules.version, args)
     return _exit_code(summary)
+
+
+def _reputation(
+    cfg: config.Config, args: argparse.Namespace, stack: ExitStack
+) -> Callable[[str], str | None] | None:
+    """Private hash-prefix lookups, when a cloud and its prefix key are configured and uploads allowed."""
+    if not (cfg.upstream.url and cfg.upstream.prefix_key) or args.no_upload:
+        return None
+    from agent.outbox import Store  # noqa: PLC0415 - only scans with an upstream load the client
+    from agent.upstream import reputation_from_config  # noqa: PLC0415
+
+    store = Store(cfg.state_dir / "agent.db")
+    stack.callback(store.close)
+    reputation = reputation_from_config(cfg, store.log_sent)
+    if reputation is None:
+        return None
+    stack.callback(reputation.close)
+    return reputation.check
 
 
 def _deliver(cfg: config.Config, summary: Summary) -> None:
@@ -190,7 +212,9 @@ def _deliver(cfg: config.Config, summary: Summary) -> None:
 def _enroll(args: argparse.Namespace, cfg: config.Config) -> int:
     from agent.upstream import enroll  # noqa: PLC0415
 
-    path = enroll(cfg, args.url, args.product_key, args.ca_file, args.pin_sha256)
+    path = enroll(
+        cfg, args.url, args.product_key, ca_file=args.ca_file, pin=args.pin_sha256, prefix_key=args.prefix_key
+    )
     print(f"enrolled with {args.url}; token stored in {path} (0600); [upstream] written to {cfg.config_file}")
     return EXIT_CLEAN
 

@@ -25,9 +25,11 @@ from agent import logs
 from agent.config import Config, bundled_rules_dir
 from agent.engine import ENGINE_VERSION, IDLE, Failure, RuleSet, WorkerPool, limit_detection, load_rules
 from agent.minimize import Identity, MasterSecret, Policy, decide, minimize, period_label
+from agent.minimize.wire import Record
 from agent.model import (
     Classification,
     DataClass,
+    Detection,
     Outcome,
     ScanRequest,
     ScanResult,
@@ -58,6 +60,7 @@ class SessionOptions:
     jobs: int | None = None
     use_cache: bool = True
     rules: RuleSet | None = None  # already loaded (a service reload builds them to the side)
+    reputation: Callable[[str], str | None] | None = None  # sha256 -> known-bad name (private lookup)
 
 
 @dataclass(slots=True)
@@ -85,6 +88,7 @@ class ScanSession:
             rules_version=self.rules.version,
         )
         self._use_cache = opts.use_cache and config.scan.cache
+        self._reputation = opts.reputation
         fingerprint = (
             f"{_CACHE_FORMAT}|{self.rules.version}|{config.limits.fingerprint()}|policy{self.policy.version}"
         )
@@ -213,14 +217,32 @@ class ScanSession:
         return _error_outcome(request, failure.detail)
 
     def _finish(self, outcome: Outcome) -> Outcome:
-        _log_outcome(outcome)
+        final = self._with_reputation(outcome)
+        _log_outcome(final)
         if not outcome.cached:
-            self._remember(outcome)
-        return outcome
+            self._remember(outcome, final.record)
+        return final
 
-    def _remember(self, outcome: Outcome) -> None:
-        if outcome.record is not None:
-            self._pending.records.append(outcome.record)
+    def _with_reputation(self, outcome: Outcome) -> Outcome:
+        """Add the cloud's verdict for a known-bad hash (asked only on a local prefix hit)."""
+        result = outcome.result
+        if self._reputation is None or result is None or result.sha256 is None:
+            return outcome
+        if outcome.verdict.kind is VerdictKind.MALICIOUS:
+            return outcome
+        name = self._reputation(result.sha256)
+        if name is None:
+            return outcome
+        found = Detection(name=name, source="reputation", severity="high")
+        result = msgspec.structs.replace(result, detections=(*result.detections, found))
+        verdict = decide(result, self.policy)
+        record = minimize(verdict, outcome.classification, result, policy=self.policy, identity=self.identity)
+        return msgspec.structs.replace(outcome, verdict=verdict, result=result, record=record)
+
+    def _remember(self, outcome: Outcome, record: Record | None) -> None:
+        """Queue the record; cache the verdict as the rules gave it (reputation is asked afresh)."""
+        if record is not None:
+            self._pending.records.append(record)
         stat = outcome.request.stat
         if self._use_cache and stat is not None and _cacheable(outcome):
             self._pending.verdicts.append((stat, _cache_value(outcome)))

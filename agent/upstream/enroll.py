@@ -9,13 +9,20 @@ from __future__ import annotations
 import os
 import re
 import stat
+import time
+from collections.abc import Callable
 from pathlib import Path
 
-from agent import config
-from agent.errors import ConfigError
-from agent.upstream.client import ClientSettings, UpstreamClient
+import structlog
 
-__all__ = ["client_from_config", "enroll", "read_token", "token_path"]
+from agent import config
+from agent.errors import ConfigError, UpstreamError
+from agent.upstream.client import ClientSettings, UpstreamClient
+from agent.upstream.reputation import Reputation
+
+__all__ = ["client_from_config", "enroll", "read_token", "reputation_from_config", "token_path"]
+
+log = structlog.get_logger("endpoint-agent")
 
 _SECTION = re.compile(r"(?ms)^\[upstream\][^\[]*")
 
@@ -50,7 +57,31 @@ def client_from_config(cfg: config.Config) -> UpstreamClient | None:
     return UpstreamClient(settings, read_token(cfg))
 
 
-def enroll(cfg: config.Config, url: str, product_key: str, ca_file: str = "", pin: str = "") -> Path:
+def reputation_from_config(
+    cfg: config.Config, log_sent: Callable[[str, str, str, bytes], None] | None
+) -> Reputation | None:
+    """Private reputation lookups for the configured cloud, synced if the held list is stale."""
+    up = cfg.upstream
+    if not up.url or not up.prefix_key:
+        return None
+    path = cfg.state_dir / "prefixes.json"
+    reputation = Reputation(client_from_config(cfg), up.prefix_key, path, log_sent)
+    try:
+        age = time.time() - path.stat().st_mtime
+    except OSError:
+        age = float("inf")
+    if age >= up.reputation_interval:
+        try:
+            reputation.sync()
+            path.touch(exist_ok=True)
+        except UpstreamError as exc:
+            log.warning("prefix_list_sync_failed", error=str(exc))
+    return reputation
+
+
+def enroll(
+    cfg: config.Config, url: str, product_key: str, *, ca_file: str = "", pin: str = "", prefix_key: str = ""
+) -> Path:
     """Enrol with the cloud at ``url``; store the token and write ``[upstream]`` into the config file."""
     ca = str(Path(ca_file).resolve()) if ca_file else ""
     settings = ClientSettings(url=url, ca_file=ca, pins=(pin,) if pin else (), timeout=cfg.upstream.timeout)
@@ -63,17 +94,19 @@ def enroll(cfg: config.Config, url: str, product_key: str, ca_file: str = "", pi
     with os.fdopen(fd, "w") as fh:
         fh.write(token + "\n")
     tmp.replace(path)
-    _write_section(cfg.config_file, url, ca, pin)
+    _write_section(cfg.config_file, url, ca, pin, prefix_key)
     return path
 
 
-def _write_section(config_file: Path, url: str, ca_file: str, pin: str) -> None:
+def _write_section(config_file: Path, url: str, ca_file: str, pin: str, prefix_key: str) -> None:
     """Replace (or add) the ``[upstream]`` section of the config file, keeping everything else."""
     lines = ["[upstream]", f"url = {_quote(url)}"]
     if ca_file:
         lines.append(f"ca_file = {_quote(ca_file)}")
     if pin:
         lines.append(f"pin_sha256 = [{_quote(pin)}]")
+    if prefix_key:
+        lines.append(f"prefix_key = {_quote(prefix_key)}")
     section = "\n".join(lines) + "\n"
     text = config_file.read_text() if config_file.exists() else ""
     text = _SECTION.sub("", text).rstrip()
