@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-import psutil  # type: ignore[import-untyped]
+import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _corpus import MIB, Corpus, RuleSets, build_corpora
