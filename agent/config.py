@@ -84,6 +84,7 @@ class ServiceConfig:
     cpu_budget: float = 0.25
     worker_max_rss: int = 300 << 20
     defer_on_battery: bool = True
+    defer_when_busy: bool = True
     stop_timeout: float = 8.0
 
 
@@ -213,6 +214,7 @@ def _service_options() -> list[Option]:
         Option("service", "cpu_budget", float, 0.25, "cores the background sweep may average over 10 s"),
         Option("service", "worker_max_rss", int, 300 * mib, "bytes of RSS before a worker is recycled"),
         Option("service", "defer_on_battery", bool, default=True, doc="postpone sweeps on battery power"),
+        Option("service", "defer_when_busy", bool, default=True, doc="postpone sweeps while load > cores"),
         Option("service", "stop_timeout", float, 8.0, "seconds in-flight scans get to finish on stop"),
         Option("watch", "enabled", bool, default=True, doc="scan files when they are written or moved in"),
         Option("watch", "roots", tuple, (), "directories to watch and sweep; empty: the user's home"),

@@ -70,6 +70,7 @@ class Service:
         self._started = time.monotonic()
         self._proc = psutil.Process()
         self._proc.cpu_percent(None)
+        self._procs: dict[int, psutil.Process] = {}
         self.dispatcher: Dispatcher | None = None
         self._components: list[tuple[str, Component]] = []
         self._status_extra: dict[str, Callable[[], Any]] = {}
@@ -162,7 +163,8 @@ class Service:
         )
 
         def may_run() -> bool:
-            return not ((cfg.service.defer_on_battery and on_battery()) or system_busy())
+            battery = cfg.service.defer_on_battery and on_battery()
+            return not (battery or (cfg.service.defer_when_busy and system_busy()))
 
         return Sweeper(
             settings, self.dispatcher.submit, self.dispatcher.feed.wait_for_room, budget.pace, may_run
@@ -207,13 +209,16 @@ class Service:
         return info
 
     def _resources(self) -> dict[str, Any]:
+        """RSS and CPU of the service and its workers (CPU since the previous status call)."""
         procs = [self._proc, *self._proc.children(recursive=True)]
+        known = {p.pid: self._procs.get(p.pid, p) for p in procs}  # keep objects: cpu_percent is a delta
+        self._procs = known
         rss = cpu = 0.0
-        for p in procs:
+        for p in known.values():
             with contextlib.suppress(psutil.Error):
                 rss += p.memory_info().rss
                 cpu += p.cpu_percent(None)
-        return {"rss_mb": round(rss / (1 << 20), 1), "cpu_percent": round(cpu, 1), "processes": len(procs)}
+        return {"rss_mb": round(rss / (1 << 20), 1), "cpu_percent": round(cpu, 1), "processes": len(known)}
 
     def _status_line(self) -> str:
         d = self.dispatcher

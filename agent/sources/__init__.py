@@ -1,4 +1,4 @@
-"""Event sources that produce scan requests."""
+"""Event sources that produce scan requests: the walk, the sweep, file events, programs, clamd."""
 
 from agent.sources.walk import Walker, WalkError
 

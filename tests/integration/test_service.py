@@ -30,6 +30,7 @@ def rules_dir(tmp_path: Path) -> Path:
 def _config(rules_dir: Path, root: Path, sweep_interval: float = 0.0) -> str:
     return (
         f'[scan]\nrules_dir = "{rules_dir}"\n[watch]\nroots = ["{root}"]\nsweep_interval = {sweep_interval}\n'
+        "[service]\nnice = 0\ndefer_when_busy = false\n"  # a busy test machine must not starve or defer it
     )
 
 
