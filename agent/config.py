@@ -95,7 +95,7 @@ class WatchConfig:
     enabled: bool = True
     roots: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
-    exclude_extensions: tuple[str, ...] = ()
+    exclude_extensions: tuple[str, ...] = (".part", ".crdownload", ".swp")
     max_size: int = 0
     settle: float = 1.0
     queue_max: int = 100_000
@@ -219,7 +219,13 @@ def _service_options() -> list[Option]:
         Option("watch", "enabled", bool, default=True, doc="scan files when they are written or moved in"),
         Option("watch", "roots", tuple, (), "directories to watch and sweep; empty: the user's home"),
         Option("watch", "exclude", tuple, (), "glob patterns of paths never scanned on access"),
-        Option("watch", "exclude_extensions", tuple, (), "file extensions never scanned on access"),
+        Option(
+            "watch",
+            "exclude_extensions",
+            tuple,
+            (".part", ".crdownload", ".swp"),
+            "extensions of files still being written, never scanned on access (the rename is)",
+        ),
         Option("watch", "max_size", int, 0, "largest file scanned on access, bytes; 0: limits.max_file_size"),
         Option("watch", "settle", float, 1.0, "seconds a file must be quiet before it is scanned"),
         Option("watch", "queue_max", int, 100_000, "distinct paths queued before events coalesce"),

@@ -16,6 +16,7 @@ housekeeping:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import signal
 import sqlite3
 import threading
@@ -24,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import psutil
 import structlog
@@ -39,7 +40,10 @@ from agent.outbox import Store
 from agent.sources.sweep import Sweeper, SweepSettings
 from agent.throttle import CpuBudget, lower_priority, on_battery, system_busy
 
-__all__ = ["Service"]
+if TYPE_CHECKING:
+    from agent.sources.on_access import OnAccess
+
+__all__ = ["Periodic", "Service"]
 
 log = structlog.get_logger("endpoint-agent")
 _TICK = 0.5
@@ -134,10 +138,19 @@ class Service:
     def _start_sources(self) -> None:
         if self.dispatcher is None:
             raise RuntimeError("dispatcher not started")
-        watch = self.config.watch
-        if watch.sweep_interval > 0 or watch.enabled:
-            sweeper = self._sweeper()
-            self.add("sweep", sweeper, lambda: {"sweeps": sweeper.sweeps, "running": sweeper.running})
+        cfg = self.config
+        sweeper = self._sweeper()
+        self.add("sweep", sweeper, lambda: {"sweeps": sweeper.sweeps, "running": sweeper.running})
+        if cfg.watch.enabled:
+            on_access = self._on_access(sweeper.request)
+            self.add("on_access", on_access, on_access.status)
+        if cfg.programs.enabled:
+            from agent.sources.programs import ProgramMonitor, ProgramSettings  # noqa: PLC0415
+
+            monitor = ProgramMonitor(ProgramSettings(interval=cfg.programs.interval))
+            submit = self.dispatcher.submit
+            poller = Periodic("programs", cfg.programs.interval, lambda: [submit(r) for r in monitor.poll()])
+            self.add("programs", poller, lambda: dataclasses.asdict(monitor.stats()))
         for name, component in self._components:
             component.start()
             log.info("source_started", source=name)
@@ -148,6 +161,22 @@ class Service:
                 component.stop()
             except Exception as exc:  # noqa: BLE001 - one source failing to stop must not block the rest
                 log.warning("source_stop_failed", source=name, error=type(exc).__name__)
+
+    def _on_access(self, request_sweep: Callable[[], None]) -> OnAccess:
+        from agent.sources.fs_watch import WatchSettings  # noqa: PLC0415 - watchdog only in the service
+        from agent.sources.on_access import OnAccess  # noqa: PLC0415
+        from agent.sources.settle import SettleSettings  # noqa: PLC0415
+
+        assert self.dispatcher is not None  # noqa: S101 - set by run() before sources start
+        w = self.config.watch
+        watch = WatchSettings(
+            exclude_globs=w.exclude, exclude_extensions=w.exclude_extensions, max_size=w.max_size or None
+        )
+        settle = SettleSettings(delay=w.settle, max_delay=max(30.0, w.settle), max_paths=w.queue_max)
+        always = (str(self.config.state_dir.resolve()),)
+        submit = self.dispatcher.submit
+        roots = watch_roots(self.config)
+        return OnAccess(roots, watch, settle, always, submit=submit, request_sweep=request_sweep)
 
     def _sweeper(self) -> Sweeper:
         assert self.dispatcher is not None  # noqa: S101 - set by run() before sources start
@@ -228,6 +257,34 @@ class Service:
 
     def _control_path(self) -> Path:
         return control_path(self.config)
+
+
+class Periodic:
+    """A daemon thread that calls ``fn`` every ``interval`` seconds; a failing call is logged, not fatal."""
+
+    def __init__(self, name: str, interval: float, fn: Callable[[], object]) -> None:
+        self.name, self.interval, self._fn = name, interval, fn
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
+
+    def start(self) -> None:
+        """Start calling."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop after the current call."""
+        self._stop.set()
+        self._thread.join(5.0)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._fn()
+            except RuntimeError:  # the dispatcher stopped
+                return
+            except Exception as exc:  # noqa: BLE001 - one failed poll must not end the source
+                log.warning("periodic_task_failed", task=self.name, error=type(exc).__name__)
+            self._stop.wait(self.interval)
 
 
 def control_path(cfg: config.Config) -> Path:

@@ -27,9 +27,13 @@ def rules_dir(tmp_path: Path) -> Path:
     return target
 
 
-def _config(rules_dir: Path, root: Path, sweep_interval: float = 0.0) -> str:
+def _config(
+    rules_dir: Path, root: Path, sweep_interval: float = 0.0, *, settle: float = 1.0, programs=False
+) -> str:
     return (
-        f'[scan]\nrules_dir = "{rules_dir}"\n[watch]\nroots = ["{root}"]\nsweep_interval = {sweep_interval}\n'
+        f'[scan]\nrules_dir = "{rules_dir}"\n'
+        f'[watch]\nroots = ["{root}"]\nsweep_interval = {sweep_interval}\nsettle = {settle}\n'
+        f"[programs]\nenabled = {str(programs).lower()}\ninterval = 0.5\n"
         "[service]\nnice = 0\ndefer_when_busy = false\n"  # a busy test machine must not starve or defer it
     )
 
@@ -108,3 +112,58 @@ def test_a_second_service_on_the_same_state_dir_is_refused(tmp_path: Path, rules
         assert out.returncode != 0
         assert b"already running" in out.stderr
         assert first.status()["running"] is True
+
+
+def _live_config(rules_dir: Path, root: Path, programs: bool = False) -> str:
+    return _config(rules_dir, root, settle=0.3, programs=programs)
+
+
+def test_files_written_or_moved_into_a_watched_root_are_scanned_once_settled(tmp_path: Path, rules_dir: Path):
+    """A file written in 1,000 small writes is scanned once; EICAR dropped or moved in is detected."""
+    root = tmp_path / "root"
+    root.mkdir()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    with ServiceProcess(tmp_path / "home", _live_config(rules_dir, root)) as svc:
+        svc.wait_for("READY=1")
+        with (root / "notes.txt").open("w") as fh:
+            for i in range(1000):
+                fh.write(f"line {i}\n")
+                fh.flush()
+        (root / "dropped.com").write_bytes(eicar())
+        (outside / "moved.com").write_bytes(eicar())
+        (outside / "moved.com").rename(root / "moved.com")
+        info = svc.wait_status(lambda s: s.get("detections", {}).get("on_access", 0) >= 2)
+        time.sleep(1.0)  # let anything else that settles arrive before counting
+        info = svc.status()
+        assert info["scanned"]["on_access"] == 3  # notes.txt once, dropped.com, moved.com
+        assert info["detections"]["on_access"] == 2
+        assert info["on_access"]["coalesced"] > 0
+        assert svc.stop() == 0
+
+
+def test_new_programs_are_scanned_once_per_image(tmp_path: Path, rules_dir: Path):
+    """Starting a new executable image is noticed by the poller and scanned; a second process is not."""
+    root = tmp_path / "root"
+    root.mkdir()
+    image = tmp_path / "sleeper"
+    shutil.copy("/bin/sleep", image)
+    with ServiceProcess(tmp_path / "home", _live_config(rules_dir, root, programs=True)) as svc:
+        svc.wait_for("READY=1")
+
+        def settled(s):  # every image reported so far has been scanned
+            reported = s.get("programs", {}).get("reported", -1)
+            return s.get("programs", {}).get("polls", 0) >= 2 and s["scanned"].get("program", 0) == reported
+
+        before = svc.wait_status(settled)["scanned"].get("program", 0)
+        procs = [subprocess.Popen([str(image), "30"]) for _ in range(2)]
+        try:
+            svc.wait_status(lambda s: s["scanned"].get("program", 0) > before)
+            time.sleep(1.5)  # several more polls: the second process must not add a scan
+            info = svc.wait_status(settled)
+            assert info["scanned"]["program"] == before + 1  # two processes, one image, one scan
+        finally:
+            for p in procs:
+                p.kill()
+                p.wait()
+        assert svc.stop() == 0
