@@ -16,6 +16,7 @@ import base64
 import gzip
 import hashlib
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Self
 
@@ -30,6 +31,11 @@ from agent.errors import ConfigError, UpstreamRejected, UpstreamUnavailable
 __all__ = ["ClientSettings", "UpstreamClient", "spki_pin", "tls_context"]
 
 _ERROR = msgspec.json.Decoder(dict[str, Any])
+
+transport_factory: Callable[[ssl.SSLContext], httpx.BaseTransport] | None = None
+"""The transport seam for code that builds its clients itself (the CLI): when set, every client
+built without an explicit ``transport`` gets ``transport_factory(verifying_context)``. Tests set it
+to capture or break traffic in front of the real transport; nothing in the product sets it."""
 _Body = bytes | dict[str, Any] | dict[str, str] | None  # content=, json=, headers=, params=
 
 
@@ -89,11 +95,14 @@ class UpstreamClient:
         if token:
             headers["Authorization"] = f"Bearer {token}"
         self.recipient = httpx.URL(settings.url).host
+        context = tls_context(settings.ca_file, settings.pins)
+        if transport is None and transport_factory is not None:
+            transport = transport_factory(context)
         self._http = httpx.Client(
             base_url=settings.url.rstrip("/"),
             headers=headers,
             timeout=settings.timeout,
-            verify=tls_context(settings.ca_file, settings.pins),
+            verify=context,
             transport=transport,
             follow_redirects=False,
             trust_env=False,  # no proxy or netrc from the environment: the path to the cloud is configured
