@@ -16,7 +16,7 @@ import contextlib
 import socket
 import threading
 from collections import Counter, deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
@@ -134,9 +134,12 @@ class Counters:
 class Dispatcher:
     """Owns the scan session on one thread; any thread may submit requests and get futures."""
 
-    def __init__(self, config: Config, rules: RuleSet) -> None:
+    def __init__(
+        self, config: Config, rules: RuleSet, reputation: Callable[[str], str | None] | None = None
+    ) -> None:
         self.config = config
         self.rules = rules
+        self._reputation = reputation
         self.feed = Feed()
         self.counters = Counters()
         self._waiting: dict[int, tuple[ScanRequest, Future[Outcome]]] = {}
@@ -208,7 +211,7 @@ class Dispatcher:
             future.set_result(_stopping(request))
 
     def _session_round(self) -> None:
-        session = ScanSession(self.config, SessionOptions(rules=self.rules))
+        session = ScanSession(self.config, SessionOptions(rules=self.rules, reputation=self._reputation))
         with session:
             self._ready.set()
             for request, outcome in session.stream(self.feed, self.feed.wakeup, self._abort.is_set):

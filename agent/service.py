@@ -85,7 +85,8 @@ class Service:
         self._install_signals()
         lower_priority(self.config.service.nice)
         rules = load_rules(self.config.rules_dir)
-        self.dispatcher = Dispatcher(self.config, rules)
+        reputation = self._upstream()
+        self.dispatcher = Dispatcher(self.config, rules, reputation)
         self.dispatcher.start()
         control = ControlServer(self._control_path(), self.status)
         try:
@@ -161,6 +162,46 @@ class Service:
                 component.stop()
             except Exception as exc:  # noqa: BLE001 - one source failing to stop must not block the rest
                 log.warning("source_stop_failed", source=name, error=type(exc).__name__)
+
+    def _upstream(self) -> Callable[[str], str | None] | None:
+        """Delivery and reputation, when a cloud is configured; returns the reputation check."""
+        cfg = self.config
+        if not cfg.upstream.url:
+            return None
+        from agent.outbox.delivery import DeliveryLoop, DeliverySettings  # noqa: PLC0415 - httpx only if used
+        from agent.upstream import client_from_config, reputation_from_config  # noqa: PLC0415
+
+        up = cfg.upstream
+        try:
+            client = client_from_config(cfg)
+        except AgentError as exc:
+            log.error("upstream_unavailable", reason=str(exc))  # noqa: TRY400 - a reason, not a crash
+            return None
+        if client is None:
+            return None
+        settings = DeliverySettings(
+            up.batch_max_records, up.batch_max_bytes, up.max_outbox_records, up.max_outbox_age
+        )
+        delivery = DeliveryLoop(cfg.state_dir / "agent.db", client, settings, up.flush_interval)
+        self.add("delivery", delivery, delivery.status)
+        log_store = Store(cfg.state_dir / "agent.db")
+        lock = threading.Lock()
+
+        def log_sent(recipient: str, purpose: str, kind: str, payload: bytes) -> None:
+            with lock:
+                log_store.log_sent(recipient, purpose, kind, payload)
+
+        reputation = reputation_from_config(cfg, log_sent)
+        self.add("upstream_handles", _OnStop(log_store.close, reputation.close if reputation else None))
+        if reputation is None:
+            return None
+        sync = Periodic("reputation", up.reputation_interval, reputation.sync)
+        self.add(
+            "reputation",
+            sync,
+            lambda: {"version": reputation.prefixes.version, "lookups": reputation.lookups},
+        )
+        return reputation.check
 
     def _on_access(self, request_sweep: Callable[[], None]) -> OnAccess:
         from agent.sources.fs_watch import WatchSettings  # noqa: PLC0415 - watchdog only in the service
@@ -257,6 +298,21 @@ class Service:
 
     def _control_path(self) -> Path:
         return control_path(self.config)
+
+
+class _OnStop:
+    """A component with nothing to start: it closes handles when the service stops."""
+
+    def __init__(self, *closers: Callable[[], object] | None) -> None:
+        self._closers = [c for c in closers if c is not None]
+
+    def start(self) -> None:
+        """Nothing to start."""
+
+    def stop(self) -> None:
+        """Close every handle."""
+        for close in self._closers:
+            close()
 
 
 class Periodic:

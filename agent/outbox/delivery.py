@@ -12,9 +12,11 @@ other failure leaves the queue as it is and backs off (exponential, full jitter,
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import structlog
 
@@ -22,7 +24,7 @@ from agent.errors import UpstreamError, UpstreamRejected, UpstreamUnavailable
 from agent.outbox.store import Store
 from agent.upstream import Backoff, UpstreamClient
 
-__all__ = ["Deliverer", "DeliveryReport", "DeliverySettings"]
+__all__ = ["Deliverer", "DeliveryLoop", "DeliveryReport", "DeliverySettings"]
 
 log = structlog.get_logger("endpoint-agent")
 _POISON_STATUSES = frozenset({400, 413, 415, 422})
@@ -126,3 +128,49 @@ class Deliverer:
         middle = len(batch) // 2
         for half in (batch[:middle], batch[middle:]):
             self._send(half, report)
+
+
+class DeliveryLoop:
+    """The service's delivery thread: every ``interval`` seconds, send what is queued; back off on failure."""
+
+    def __init__(
+        self, store_path: Path, client: UpstreamClient, settings: DeliverySettings, interval: float
+    ) -> None:
+        self._store_path, self._client, self._settings, self._interval = (
+            store_path,
+            client,
+            settings,
+            interval,
+        )
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="delivery", daemon=True)
+        self.sent = 0
+        self.last_error = ""
+
+    def start(self) -> None:
+        """Start delivering."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop after the current request; what is queued stays in the outbox for the next start."""
+        self._stop.set()
+        self._thread.join(15.0)
+        self._client.close()
+
+    def status(self) -> dict[str, object]:
+        """Counters for ``endpoint-agent status``."""
+        return {"sent": self.sent, "last_error": self.last_error or None}
+
+    def _loop(self) -> None:
+        store = Store(self._store_path)
+        deliverer = Deliverer(store, self._client, self._settings)
+        try:
+            while not self._stop.wait(self._interval):
+                report = deliverer.deliver()
+                self.sent += report.sent
+                self.last_error = report.error
+                if report.error:
+                    pause = deliverer.backoff.delay(deliverer.failures - 1, report.retry_after)
+                    self._stop.wait(pause)
+        finally:
+            store.close()

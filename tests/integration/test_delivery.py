@@ -273,3 +273,27 @@ def test_outbox_bounds_drop_the_oldest_and_count_it(tmp_path: Path):
     assert store.outbox_depth() == 40
     assert store.counter("outbox_dropped") == 10
     store.close()
+
+
+def test_the_service_delivers_continuously(cloud: CloudProcess, tmp_path: Path):
+    """A running service sends the record of an on-access detection without any other step."""
+    from service_proc import ServiceProcess
+
+    home, root = tmp_path / "home", tmp_path / "root"
+    root.mkdir()
+    out = run_cli(
+        "enroll", cloud.url, "--product-key", cloud.product_key, "--ca-file", str(cloud.ca_file), home=home
+    )
+    assert out.returncode == 0, out.stderr
+    extra = (
+        f'[watch]\nroots = ["{root}"]\nsettle = 0.2\nsweep_interval = 0.0\n'
+        "[programs]\nenabled = false\n[service]\nnice = 0\ndefer_when_busy = false\n"
+    )
+    config = (home / "agent.toml").read_text().replace("[upstream]\n", "[upstream]\nflush_interval = 0.3\n")
+    with ServiceProcess(home, config + extra) as svc:
+        svc.wait_for("READY=1")
+        (root / "x.com").write_bytes(eicar())
+        info = svc.wait_status(lambda s: s.get("delivery", {}).get("sent", 0) >= 1)
+        assert info["outbox_depth"] == 0
+        assert svc.stop() == 0
+    assert any(r["verdict"] == "malicious" for r in cloud.records())
