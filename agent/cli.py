@@ -80,9 +80,10 @@ def _parser() -> argparse.ArgumentParser:
     sent = sub.add_parser("sent", help="the transparency log: every payload that left this device")
     sent.add_argument("--json", action="store_true", help="one JSON object per payload")
     sent.add_argument("--limit", type=int, default=50, help="newest N payloads (default 50)")
+    sub.add_parser("sweep", help="ask the running service to sweep the watched roots now")
     status = sub.add_parser("status", help="show what the running service is doing")
     status.add_argument("--json", action="store_true", help="the status as one JSON object")
-    for p in (conf, sub.choices["run"], status, enroll, sent):
+    for p in (conf, sub.choices["run"], sub.choices["sweep"], status, enroll, sent):
         p.add_argument(
             "--config", type=Path, metavar="FILE", default=argparse.SUPPRESS, help=argparse.SUPPRESS
         )
@@ -97,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "config":
             print(config.show(cfg) if args.action == "show" else config.example())
             return EXIT_CLEAN
-        if args.command == "status":
+        if args.command in ("status", "sweep"):
             return _status(args, cfg)
         if args.command == "sent":
             return _sent(args, cfg)
@@ -131,9 +132,12 @@ def _status(args: argparse.Namespace, cfg: config.Config) -> int:
     from agent.service import control_path  # noqa: PLC0415
 
     try:
-        info = query(control_path(cfg))
+        info = query(control_path(cfg), args.command.upper())
     except AgentError as exc:
         info = {"running": False, "reason": str(exc)}
+    if args.command == "sweep":
+        print(info.get("sweep") or f"endpoint-agent service: not running ({info.get('reason')})")
+        return EXIT_CLEAN if "sweep" in info else _EXIT_NOT_RUNNING
     if args.json:
         print(json.dumps(info, sort_keys=True))
     else:

@@ -83,6 +83,7 @@ class ServiceConfig:
     nice: int = 10
     cpu_budget: float = 0.25
     worker_max_rss: int = 300 << 20
+    worker_idle_retire: float = 60.0
     defer_on_battery: bool = True
     defer_when_busy: bool = True
     stop_timeout: float = 8.0
@@ -97,7 +98,7 @@ class WatchConfig:
     exclude: tuple[str, ...] = ()
     exclude_extensions: tuple[str, ...] = (".part", ".crdownload", ".swp")
     max_size: int = 0
-    settle: float = 1.0
+    settle: float = 0.5
     queue_max: int = 100_000
     sweep_interval: float = 86_400.0
 
@@ -213,6 +214,9 @@ def _service_options() -> list[Option]:
         Option("service", "nice", int, 10, "CPU niceness of the service and its workers (0-19)"),
         Option("service", "cpu_budget", float, 0.25, "cores the background sweep may average over 10 s"),
         Option("service", "worker_max_rss", int, 300 * mib, "bytes of RSS before a worker is recycled"),
+        Option(
+            "service", "worker_idle_retire", float, 60.0, "seconds without work before workers exit; 0: never"
+        ),
         Option("service", "defer_on_battery", bool, default=True, doc="postpone sweeps on battery power"),
         Option("service", "defer_when_busy", bool, default=True, doc="postpone sweeps while load > cores"),
         Option("service", "stop_timeout", float, 8.0, "seconds in-flight scans get to finish on stop"),
@@ -227,7 +231,7 @@ def _service_options() -> list[Option]:
             "extensions of files still being written, never scanned on access (the rename is)",
         ),
         Option("watch", "max_size", int, 0, "largest file scanned on access, bytes; 0: limits.max_file_size"),
-        Option("watch", "settle", float, 1.0, "seconds a file must be quiet before it is scanned"),
+        Option("watch", "settle", float, 0.5, "seconds a file must be quiet before it is scanned"),
         Option("watch", "queue_max", int, 100_000, "distinct paths queued before events coalesce"),
         Option("watch", "sweep_interval", float, 86_400.0, "seconds between background sweeps; 0: never"),
         Option("programs", "enabled", bool, default=True, doc="scan the executable of each new process"),

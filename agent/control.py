@@ -1,6 +1,7 @@
 """The service's control socket (mode 0600): ``endpoint-agent status`` asks, the service answers.
 
-One request per connection: a command line (``STATUS``), answered with one JSON object on one line.
+One request per connection: a command line (``STATUS``, ``SWEEP``), answered with one JSON object
+on one line.
 The answer holds counts, versions and resource use only, never a path or a name.
 """
 
@@ -33,10 +34,11 @@ class _Handler(socketserver.StreamRequestHandler):
             line = self.rfile.readline(_MAX_REQUEST).strip().upper()
         except OSError:
             return
-        if line == b"STATUS":
-            reply: Mapping[str, Any] = self.server.status()
+        handler = self.server.handlers.get(line.decode("ascii", "replace"))
+        if handler is not None:
+            reply: Mapping[str, Any] = handler()
         else:
-            reply = {"error": "unknown command; try STATUS"}
+            reply = {"error": f"unknown command; try {', '.join(sorted(self.server.handlers))}"}
         with contextlib.suppress(OSError):
             self.wfile.write(json.dumps(reply, sort_keys=True).encode() + b"\n")
 
@@ -45,8 +47,8 @@ class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     daemon_threads = True
     block_on_close = False
 
-    def __init__(self, path: str, status: Callable[[], Mapping[str, Any]]) -> None:
-        self.status = status
+    def __init__(self, path: str, handlers: Mapping[str, Callable[[], Mapping[str, Any]]]) -> None:
+        self.handlers = handlers
         old = os.umask(0o177)  # the socket is born 0600: no window where others could connect
         try:
             super().__init__(path, _Handler)
@@ -56,12 +58,12 @@ class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
 
 
 class ControlServer:
-    """Serves ``status()`` on a Unix socket at ``path`` from a background thread."""
+    """Serves commands (``STATUS``, ``SWEEP``: upper-case names to handlers) on a Unix socket."""
 
-    def __init__(self, path: Path, status: Callable[[], Mapping[str, Any]]) -> None:
+    def __init__(self, path: Path, handlers: Mapping[str, Callable[[], Mapping[str, Any]]]) -> None:
         self.path = path
         _remove_stale(path)
-        self._server = _Server(str(path), status)
+        self._server = _Server(str(path), handlers)
         self._thread = threading.Thread(target=self._server.serve_forever, name="control", daemon=True)
 
     def start(self) -> None:

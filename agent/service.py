@@ -78,6 +78,7 @@ class Service:
         self.dispatcher: Dispatcher | None = None
         self._components: list[tuple[str, Component]] = []
         self._status_extra: dict[str, Callable[[], Any]] = {}
+        self._sweeper: Sweeper | None = None
 
     # ------------------------------------------------------------------ lifecycle
     def run(self) -> int:
@@ -88,7 +89,7 @@ class Service:
         reputation = self._upstream()
         self.dispatcher = Dispatcher(self.config, rules, reputation)
         self.dispatcher.start()
-        control = ControlServer(self._control_path(), self.status)
+        control = ControlServer(self._control_path(), {"STATUS": self.status, "SWEEP": self.request_sweep})
         try:
             self._start_sources()
             control.start()
@@ -140,7 +141,7 @@ class Service:
         if self.dispatcher is None:
             raise RuntimeError("dispatcher not started")
         cfg = self.config
-        sweeper = self._sweeper()
+        sweeper = self._sweeper = self._make_sweeper()
         self.add("sweep", sweeper, lambda: {"sweeps": sweeper.sweeps, "running": sweeper.running})
         if cfg.watch.enabled:
             on_access = self._on_access(sweeper.request)
@@ -219,7 +220,7 @@ class Service:
         roots = watch_roots(self.config)
         return OnAccess(roots, watch, settle, always, submit=submit, request_sweep=request_sweep)
 
-    def _sweeper(self) -> Sweeper:
+    def _make_sweeper(self) -> Sweeper:
         assert self.dispatcher is not None  # noqa: S101 - set by run() before sources start
         cfg = self.config
         budget = CpuBudget(cfg.service.cpu_budget)
@@ -253,6 +254,13 @@ class Service:
         self.dispatcher.swap_rules(rules)
         log.info("rules_reloaded", rules_version=rules.version)
         return True
+
+    def request_sweep(self) -> dict[str, Any]:
+        """Start a sweep of the watched roots now (``endpoint-agent sweep``)."""
+        if self._sweeper is None:
+            return {"sweep": "not available"}
+        self._sweeper.request()
+        return {"sweep": "requested"}
 
     def status(self) -> dict[str, Any]:
         """Counts, versions and resource use for ``endpoint-agent status``: no paths, no names."""

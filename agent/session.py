@@ -116,6 +116,7 @@ class ScanSession:
             self.config.limits.max_scan_time + _GRACE,
             weight=_request_size,
             max_rss=self.config.service.worker_max_rss,
+            retire_after=self.config.service.worker_idle_retire,
         )
         self._pool.__enter__()
         return self

@@ -107,3 +107,32 @@ def test_feed_serves_urgent_before_background_then_idles():
         assert list(it) == []
     finally:
         feed.shutdown()
+
+
+def test_idle_workers_retire_and_come_back(agent_home: Path, tmp_path: Path):
+    """After worker_idle_retire seconds without work the workers exit; the next object starts them again."""
+    import time
+
+    import psutil
+
+    agent_home.mkdir(parents=True)
+    (agent_home / "agent.toml").write_text("[service]\nworker_idle_retire = 0.5\n")
+    cfg = config.load()
+    d = Dispatcher(cfg, load_rules(cfg.rules_dir))
+    d.start()
+    try:
+        me = psutil.Process()
+
+        def workers() -> int:
+            return sum("spawn_main" in " ".join(p.cmdline()) for p in me.children())
+
+        assert d.submit(ScanRequest(path="stream", source=Source.STREAM, data=b"a")).result(60)
+        assert workers() == 2 or cfg.jobs != 2
+        deadline = time.monotonic() + 30
+        while workers() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert workers() == 0
+        again = d.submit(ScanRequest(path="stream", source=Source.STREAM, data=eicar())).result(60)
+        assert again.verdict.kind is VerdictKind.MALICIOUS
+    finally:
+        d.stop(10.0)

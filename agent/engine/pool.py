@@ -137,9 +137,11 @@ class WorkerPool(Generic[Req, Res]):
         weight: Callable[[Req], int] | None = None,
         *,
         max_rss: int = 0,
+        retire_after: float = 0.0,
     ) -> None:
         self._jobs = max(1, jobs)
         self._max_rss = max_rss
+        self._retire_after = retire_after
         self._retried: set[int] = set()
         self._weight = weight or (lambda _item: 0)
         self._setup = setup
@@ -208,6 +210,7 @@ class WorkerPool(Generic[Req, Res]):
         source = iter(enumerate(items))
         exhausted = False
         self._retried.clear()
+        idle_since = time.monotonic()
         while True:
             if aborted is not None and aborted():
                 yield from self._abort(pending)
@@ -221,11 +224,22 @@ class WorkerPool(Generic[Req, Res]):
                 yield IDLE
             busy = [w for w in self._workers if w.inflight]
             if busy:
+                idle_since = time.monotonic()
                 yield from self._collect(busy, pending, wakeup)
             elif exhausted and not pending:
                 return
             elif state is _WENT_IDLE and wakeup is not None:
+                self._retire_if_idle(idle_since)
                 multiprocessing.connection.wait([wakeup], timeout=_IDLE_WAIT)
+
+    def _retire_if_idle(self, idle_since: float) -> None:
+        """Stop the workers of a streaming pool that has had nothing to do for ``retire_after`` s.
+
+        An idle service then holds no worker memory; the next item starts them again (about a
+        second on a small machine).
+        """
+        if self._workers and self._retire_after and time.monotonic() - idle_since > self._retire_after:
+            self.close()
 
     def _abort(self, pending: deque[tuple[int, Req]]) -> Iterator[tuple[Req, Failure]]:
         """Fail everything queued or in flight, and stop the workers."""
