@@ -12,6 +12,8 @@
     endpoint-cloud add-bad-hash SHA256 NAME --db FILE
     endpoint-cloud remove-bad-hash SHA256 --db FILE
     endpoint-cloud records --db FILE [--json]
+    endpoint-cloud publish-rules BUNDLE --db FILE [--minimum-wait S]
+                                                serve a signed rule bundle (its version must be the newest)
 
 Exit codes: 0 done, 1 the operation failed (e.g. a hash that is not listed), 2 bad usage or setup.
 Imports are deferred so that the small commands do not load the web stack.
@@ -70,6 +72,10 @@ def _parser() -> argparse.ArgumentParser:
     records = sub.add_parser("records", help="dump stored records")
     records.add_argument("--db", type=Path, required=True)
     records.add_argument("--json", action="store_true", help="one JSON object per line")
+    publish = sub.add_parser("publish-rules", help="serve a signed rule bundle at /v1/rules/latest")
+    publish.add_argument("bundle", type=Path)
+    publish.add_argument("--db", type=Path, required=True)
+    publish.add_argument("--minimum-wait", type=int, default=3600, help="seconds agents wait between polls")
     return parser
 
 
@@ -125,6 +131,19 @@ def _records(args: argparse.Namespace) -> int:
     return 0
 
 
+def _publish_rules(args: argparse.Namespace) -> int:
+    from cloud.rules_feed import RulesFeed  # noqa: PLC0415
+    from cloud.store import RecordStore  # noqa: PLC0415
+
+    store = RecordStore(args.db)
+    try:
+        version = RulesFeed(store.conn).publish(args.bundle.read_bytes(), args.minimum_wait)
+    finally:
+        store.close()
+    _out(f"rules version {version} published")
+    return 0
+
+
 def _init_tls(args: argparse.Namespace) -> int:
     from cloud.tls import init_tls  # noqa: PLC0415
 
@@ -149,6 +168,7 @@ _COMMANDS = {
     "add-bad-hash": _reputation,
     "remove-bad-hash": _reputation,
     "records": _records,
+    "publish-rules": _publish_rules,
 }
 
 

@@ -24,13 +24,17 @@ the request is stored. 400 ``bad_request`` for any other shape.
 :mod:`cloud.signing`. 400 ``bad_request`` for a ``since`` that is not a non-negative integer or any
 other query parameter.
 
+``GET /v1/rules/latest`` (no token): the newest published rule bundle, ``application/gzip``, with
+``ETag``, ``Rules-Version`` and ``Minimum-Wait`` (seconds); 304 when ``If-None-Match`` names it; 404
+``no_rules`` when none is published. See :mod:`cloud.rules_feed`.
+
 ``GET /v1/subjects/{pseudonym}``: 200 ``{"pseudonym": p, "records": [record, ...]}``.
 ``DELETE /v1/subjects/{pseudonym}``: 200 ``{"receipt_id": "<32 hex>", "pseudonym": p, "erased": n,
 "erased_at": "YYYY-MM-DDTHH:MM:SSZ"}``. 400 ``bad_pseudonym`` unless p matches the wire schema.
 
-Every endpoint but enroll, health and the prefix list needs ``Authorization: Bearer <token>`` (401
-``unauthorized`` otherwise) and is rate limited per token (429 ``rate_limited`` with ``Retry-After``
-in whole seconds).
+Every endpoint but enroll, health, the prefix list and the rules feed needs ``Authorization: Bearer
+<token>`` (401 ``unauthorized`` otherwise) and is rate limited per token (429 ``rate_limited`` with
+``Retry-After`` in whole seconds).
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ from starlette.routing import Route
 from cloud.body import media_of, read_body
 from cloud.errors import RequestRejected
 from cloud.reputation import PREFIX_BYTES, SEARCH_BATCH
+from cloud.rules_feed import etag_matches
 from cloud.schema import SCHEMA_VERSION, decode_records, valid_pseudonym
 from cloud.service import service_of
 from cloud.signing import sign_payload
@@ -157,6 +162,16 @@ async def prefixes(request: Request) -> Response:
     return Response(envelope, media_type="application/json", headers={"Cache-Control": "no-cache"})
 
 
+async def rules_latest(request: Request) -> Response:
+    """The newest rule bundle, or 304 when the agent holds it; nothing about the request is stored."""
+    latest = service_of(request).rules.latest()
+    if latest is None:
+        raise RequestRejected(404, "no_rules", "no rule bundle is published")
+    if etag_matches(request.headers.get("if-none-match"), latest.etag):
+        return Response(status_code=304, headers=latest.headers())
+    return Response(latest.body, media_type="application/gzip", headers=latest.headers())
+
+
 def _pseudonym(request: Request) -> str:
     service_of(request).authorize(request)
     pseudonym = str(request.path_params["pseudonym"])
@@ -192,6 +207,7 @@ ROUTES = [
     Route("/v1/verdicts", verdicts, methods=["POST"]),
     Route("/v1/reputation/search", search, methods=["POST"]),
     Route("/v1/reputation/prefixes", prefixes, methods=["GET"]),
+    Route("/v1/rules/latest", rules_latest, methods=["GET"]),
     Route("/v1/subjects/{pseudonym}", subject_access, methods=["GET"]),
     Route("/v1/subjects/{pseudonym}", subject_erase, methods=["DELETE"]),
     Route("/v1/health", health, methods=["GET"]),

@@ -15,6 +15,7 @@ from starlette.requests import Request
 from cloud.errors import RequestRejected
 from cloud.ratelimit import RateLimiter
 from cloud.reputation import REPUTATION_SCHEMA, ReputationStore
+from cloud.rules_feed import RulesFeed
 from cloud.signing import load_or_create_key
 from cloud.store import AuthStore, RecordStore
 
@@ -46,6 +47,7 @@ class Service:
     settings: Settings
     records: RecordStore = field(init=False)
     reputation: ReputationStore = field(init=False)
+    rules: RulesFeed = field(init=False)
     auth: AuthStore = field(init=False)
     limiter: RateLimiter = field(init=False)
     signing_key: Ed25519PrivateKey = field(init=False)
@@ -54,6 +56,7 @@ class Service:
         self.signing_key = load_or_create_key(self.settings.signing_key)
         self.records = RecordStore(self.settings.db, REPUTATION_SCHEMA)
         self.reputation = ReputationStore(self.records.conn)
+        self.rules = RulesFeed(self.records.conn)
         self.auth = AuthStore(self.settings.auth_db)
         self.limiter = RateLimiter(self.settings.rate, self.settings.burst)
 
