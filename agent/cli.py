@@ -20,6 +20,8 @@ from typing import Any
 
 from agent import __version__, config
 from agent.errors import AgentError, ConfigError
+from agent.governance import EgressGate
+from agent.governance import commands as consent_commands
 from agent.logs import Redactor, configure, get_logger
 from agent.minimize import MasterSecret
 from agent.model import Outcome, ScanRequest, Source
@@ -33,6 +35,7 @@ from agent.render import (
     render_status,
 )
 from agent.sources import Walker
+from agent.updates import commands as rules_commands
 
 __all__ = ["main"]
 
@@ -83,8 +86,10 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("sweep", help="ask the running service to sweep the watched roots now")
     status = sub.add_parser("status", help="show what the running service is doing")
     status.add_argument("--json", action="store_true", help="the status as one JSON object")
-    for p in (conf, sub.choices["run"], sub.choices["sweep"], status, enroll, sent):
-        p.add_argument(
+    consent_commands.add_parser(sub)
+    rules_commands.add_parser(sub)
+    for name in ("config", "run", "sweep", "status", "enroll", "sent", "rules"):
+        sub.choices[name].add_argument(
             "--config", type=Path, metavar="FILE", default=argparse.SUPPRESS, help=argparse.SUPPRESS
         )
     return parser
@@ -102,10 +107,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _status(args, cfg)
         if args.command == "sent":
             return _sent(args, cfg)
+        if args.command == "consent":
+            return consent_commands.run(args, cfg)
         secret = MasterSecret.load_or_create(cfg.state_dir)
         configure(cfg.log.level, cfg.log.format, Redactor(secret.key("logs")))
         if args.command == "enroll":
             return _enroll(args, cfg)
+        if args.command == "rules":
+            return rules_commands.run(args, cfg)
         if args.command == "run":
             from agent.service import Service  # noqa: PLC0415 - only the service loads its sources
 
@@ -183,7 +192,8 @@ def _reputation(
 
     store = Store(cfg.state_dir / "agent.db")
     stack.callback(store.close)
-    reputation = reputation_from_config(cfg, store.log_sent)
+    gate = stack.enter_context(EgressGate.open(cfg))
+    reputation = reputation_from_config(cfg, store.log_sent, gate.sending)
     if reputation is None:
         return None
     stack.callback(reputation.close)
@@ -205,7 +215,9 @@ def _deliver(cfg: config.Config, summary: Summary) -> None:
         return
     store = Store(cfg.state_dir / "agent.db")
     try:
-        report = Deliverer(store, client, settings).deliver_with_retries(time.monotonic() + _UPLOAD_WAIT)
+        with EgressGate.open(cfg) as gate:
+            deliverer = Deliverer(store, client, settings, gate=gate)
+            report = deliverer.deliver_with_retries(time.monotonic() + _UPLOAD_WAIT)
         summary.delivered, summary.delivery_error = report.sent, report.error
         summary.queued = store.outbox_depth()
     finally:

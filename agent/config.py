@@ -65,6 +65,7 @@ class PrivacyConfig:
 
     pseudonym_period: str = "month"
     policy_file: str = ""
+    purposes_file: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +145,17 @@ class UpstreamConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class UpdatesConfig:
+    """``[updates]``: signed rule bundles from the security cloud."""
+
+    enabled: bool = True
+    pinned_keys: tuple[str, ...] = ()
+    max_age_days: int = 14
+    poll_interval: float = 21_600.0
+    poll_jitter: float = 3_600.0
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """The whole configuration, plus the directories it was resolved against."""
 
@@ -158,11 +170,24 @@ class Config:
     programs: ProgramsConfig = field(default_factory=ProgramsConfig)
     clamd: ClamdConfig = field(default_factory=ClamdConfig)
     upstream: UpstreamConfig = field(default_factory=UpstreamConfig)
+    updates: UpdatesConfig = field(default_factory=UpdatesConfig)
 
     @property
     def rules_dir(self) -> Path:
-        """The rules directory in force: the configured one, else the bundled rules."""
-        return Path(self.scan.rules_dir).expanduser() if self.scan.rules_dir else bundled_rules_dir()
+        """The rules in force: the configured directory, else an installed signed bundle, else bundled."""
+        if self.scan.rules_dir:
+            return Path(self.scan.rules_dir).expanduser()
+        from agent.updates.install import installed_rules_dir  # noqa: PLC0415 - updates imports config
+
+        return installed_rules_dir(self.state_dir) or bundled_rules_dir()
+
+    @property
+    def policy_path(self) -> Path:
+        """The minimization policy: configured, else the one beside the rules in force, else bundled."""
+        if self.privacy.policy_file:
+            return Path(self.privacy.policy_file).expanduser()
+        beside = self.rules_dir / "policy.toml"
+        return beside if beside.is_file() else bundled_rules_dir() / "policy.toml"
 
     @property
     def jobs(self) -> int:
@@ -186,6 +211,13 @@ def _table() -> tuple[Option, ...]:
         Option("privacy", "pseudonym_period", str, "month", "rotation of the device pseudonym", _PERIODS),
         Option(
             "privacy", "policy_file", str, "", "minimization policy TOML; empty: bundled rules/policy.toml"
+        ),
+        Option(
+            "privacy",
+            "purposes_file",
+            str,
+            "",
+            "purposes and legal bases TOML; empty: bundled rules/purposes.toml",
         ),
         Option("log", "level", str, "info", "log level", _LOG_LEVELS),
         Option("log", "format", str, "auto", "json, console, or auto (console on a terminal)", _LOG_FORMATS),
@@ -245,6 +277,11 @@ def _service_options() -> list[Option]:
         Option("clamd", "idle_timeout", float, 30.0, "seconds a client may wait before sending a command"),
         Option("clamd", "read_timeout", float, 120.0, "seconds a client may pause inside a stream"),
         *_upstream_options(),
+        Option("updates", "enabled", bool, default=True, doc="the service polls the cloud for rule bundles"),
+        Option("updates", "pinned_keys", tuple, (), "base64 Ed25519 keys a rule bundle may be signed with"),
+        Option("updates", "max_age_days", int, 14, "refuse bundles older than this (freeze attacks)"),
+        Option("updates", "poll_interval", float, 21_600.0, "seconds between polls for a new bundle"),
+        Option("updates", "poll_jitter", float, 3_600.0, "random seconds added to each poll"),
     ]
 
 
@@ -276,6 +313,7 @@ _SECTIONS = {
     "programs": ProgramsConfig,
     "clamd": ClamdConfig,
     "upstream": UpstreamConfig,
+    "updates": UpdatesConfig,
 }
 
 
@@ -377,6 +415,8 @@ def _check(config: Config, path: Path) -> None:
     if config.clamd.socket_mode & ~0o777:
         raise ConfigError(f"{path}: clamd.socket_mode must be a permission mode such as 0o660")
     _check_upstream(config.upstream, path)
+    if config.updates.max_age_days < 1:
+        raise ConfigError(f"{path}: updates.max_age_days must be at least 1")
     if config.clamd.tcp_port > 65535:
         raise ConfigError(f"{path}: clamd.tcp_port must be a port number")
 

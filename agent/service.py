@@ -21,7 +21,8 @@ import signal
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -35,6 +36,8 @@ from agent.control import ControlServer
 from agent.dispatch import Dispatcher
 from agent.engine import load_rules
 from agent.errors import AgentError
+from agent.governance import EgressGate
+from agent.model import Outcome, ScanRequest
 from agent.notify import Notifier
 from agent.outbox import Store
 from agent.sources.sweep import Sweeper, SweepSettings
@@ -146,6 +149,11 @@ class Service:
         if cfg.watch.enabled:
             on_access = self._on_access(sweeper.request)
             self.add("on_access", on_access, on_access.status)
+        if cfg.clamd.enabled:
+            clamd = self._clamd()
+            self.add("clamd", clamd)
+        if cfg.updates.enabled and cfg.updates.pinned_keys and cfg.upstream.url:
+            self.add("rules_updates", self._rules_poller())
         if cfg.programs.enabled:
             from agent.sources.programs import ProgramMonitor, ProgramSettings  # noqa: PLC0415
 
@@ -183,7 +191,10 @@ class Service:
         settings = DeliverySettings(
             up.batch_max_records, up.batch_max_bytes, up.max_outbox_records, up.max_outbox_age
         )
-        delivery = DeliveryLoop(cfg.state_dir / "agent.db", client, settings, up.flush_interval)
+        delivery_gate, lookup_gate = EgressGate.open(cfg), EgressGate.open(cfg)  # one per thread
+        delivery = DeliveryLoop(
+            cfg.state_dir / "agent.db", client, settings, up.flush_interval, delivery_gate
+        )
         self.add("delivery", delivery, delivery.status)
         log_store = Store(cfg.state_dir / "agent.db")
         lock = threading.Lock()
@@ -192,8 +203,14 @@ class Service:
             with lock:
                 log_store.log_sent(recipient, purpose, kind, payload)
 
-        reputation = reputation_from_config(cfg, log_sent)
-        self.add("upstream_handles", _OnStop(log_store.close, reputation.close if reputation else None))
+        reputation = reputation_from_config(cfg, log_sent, lookup_gate.sending)
+        closers = (
+            log_store.close,
+            delivery_gate.close,
+            lookup_gate.close,
+            reputation.close if reputation else None,
+        )
+        self.add("upstream_handles", _OnStop(*closers))
         if reputation is None:
             return None
         sync = Periodic("reputation", up.reputation_interval, reputation.sync)
@@ -203,6 +220,33 @@ class Service:
             lambda: {"version": reputation.prefixes.version, "lookups": reputation.lookups},
         )
         return reputation.check
+
+    def _clamd(self) -> Component:
+        from agent.sources.clamd import ClamdServer, ClamdSettings  # noqa: PLC0415 - service only
+
+        c = self.config.clamd
+        settings = ClamdSettings(
+            socket_path=clamd_socket(self.config),
+            socket_mode=c.socket_mode,
+            tcp_port=c.tcp_port,
+            stream_max_length=c.stream_max_length,
+            max_connections=c.max_connections,
+            idle_timeout=c.idle_timeout,
+            command_read_timeout=c.idle_timeout,
+            read_timeout=c.read_timeout,
+        )
+        return ClamdServer(settings, _ClamdBackend(self), self.config.state_dir / "spool")
+
+    def _rules_poller(self) -> Component:
+        from agent.updates.fetch import rules_client  # noqa: PLC0415 - service only
+        from agent.updates.poll import RulesPoller  # noqa: PLC0415
+        from agent.updates.settings import UpdateSettings  # noqa: PLC0415
+
+        cfg = self.config
+        settings = UpdateSettings.from_config(cfg)
+        return RulesPoller(
+            lambda: rules_client(cfg), cfg.state_dir, settings, lambda _: self._events.reload.set()
+        )
 
     def _on_access(self, request_sweep: Callable[[], None]) -> OnAccess:
         from agent.sources.fs_watch import WatchSettings  # noqa: PLC0415 - watchdog only in the service
@@ -254,6 +298,14 @@ class Service:
         self.dispatcher.swap_rules(rules)
         log.info("rules_reloaded", rules_version=rules.version)
         return True
+
+    def request_reload(self) -> None:
+        """Reload rules and limits at the next tick (SIGHUP, clamd RELOAD, a rules update)."""
+        self._events.reload.set()
+
+    def request_stop(self) -> None:
+        """Stop the service (SIGTERM, clamd SHUTDOWN)."""
+        self._events.stop.set()
 
     def request_sweep(self) -> dict[str, Any]:
         """Start a sweep of the watched roots now (``endpoint-agent sweep``)."""
@@ -308,6 +360,40 @@ class Service:
         return control_path(self.config)
 
 
+class _ClamdBackend:
+    """What the clamd socket needs from the service: scans, a version, reload, shutdown, stats."""
+
+    def __init__(self, service: Service) -> None:
+        self._service = service
+
+    def submit(self, request: ScanRequest) -> Future[Outcome]:
+        """Queue a scan with the dispatcher (streams and socket scans are urgent)."""
+        dispatcher = self._service.dispatcher
+        if dispatcher is None:
+            raise RuntimeError("the service is not running")
+        return dispatcher.submit(request)
+
+    def version(self) -> str:
+        """VERSION: the agent's version and the rules version in force."""
+        d = self._service.dispatcher
+        return f"endpoint-agent {__version__}/{d.rules.version if d else 'none'}"
+
+    def reload(self) -> None:
+        """RELOAD: the same as SIGHUP."""
+        self._service.request_reload()
+
+    def shutdown(self) -> None:
+        """SHUTDOWN (owner only, checked by the server): the same as SIGTERM."""
+        self._service.request_stop()
+
+    def stats(self) -> Mapping[str, int]:
+        """STATS: queue depth and objects scanned."""
+        d = self._service.dispatcher
+        if d is None:
+            return {}
+        return {"queue": d.queue_depth(), "scanned": sum(d.counters.scanned.values())}
+
+
 class _OnStop:
     """A component with nothing to start: it closes handles when the service stops."""
 
@@ -354,6 +440,11 @@ class Periodic:
 def control_path(cfg: config.Config) -> Path:
     """Where the control socket of the service for this config lives."""
     return Path(cfg.service.control_socket) if cfg.service.control_socket else cfg.state_dir / "control.sock"
+
+
+def clamd_socket(cfg: config.Config) -> Path:
+    """Where the clamd-compatible socket of the service for this config listens."""
+    return Path(cfg.clamd.socket).expanduser() if cfg.clamd.socket else cfg.state_dir / "clamd.sock"
 
 
 def watch_roots(cfg: config.Config) -> tuple[str, ...]:

@@ -22,8 +22,9 @@ import msgspec
 import structlog
 
 from agent import logs
-from agent.config import Config, bundled_rules_dir
+from agent.config import Config
 from agent.engine import ENGINE_VERSION, IDLE, Failure, RuleSet, WorkerPool, limit_detection, load_rules
+from agent.governance import EgressGate
 from agent.minimize import Identity, MasterSecret, Policy, decide, minimize, period_label
 from agent.minimize.wire import Record
 from agent.model import (
@@ -76,8 +77,7 @@ class ScanSession:
         opts = options or SessionOptions()
         self.config = config
         self.scan_id = uuid.uuid4().hex[:12]
-        policy_file = config.privacy.policy_file
-        self.policy = Policy.load(Path(policy_file) if policy_file else bundled_rules_dir() / "policy.toml")
+        self.policy = Policy.load(config.policy_path)
         self.rules: RuleSet = opts.rules or load_rules(opts.rules_dir or config.rules_dir)
         secret = MasterSecret.load_or_create(config.state_dir)
         self.identity = Identity(
@@ -93,6 +93,7 @@ class ScanSession:
             f"{_CACHE_FORMAT}|{self.rules.version}|{config.limits.fingerprint()}|policy{self.policy.version}"
         )
         self.store = Store(config.state_dir / "agent.db", ruleset=fingerprint)
+        self._gate = EgressGate.open(config)  # records of a purpose whose basis does not hold are not queued
         self._jobs = opts.jobs or config.jobs
         self._ctx = WorkerContext(self.rules, config.limits, self.policy, self.identity)
         self._pool: WorkerPool[ScanRequest, Outcome] | None = None
@@ -125,6 +126,7 @@ class ScanSession:
         self._flush()
         if self._pool is not None:
             self._pool.close()
+        self._gate.close()
         self.store.close()
         structlog.contextvars.unbind_contextvars("scan_id")
 
@@ -253,7 +255,7 @@ class ScanSession:
     def _flush(self) -> None:
         self._flushed = time.monotonic()
         if self._pending.verdicts or self._pending.records:
-            self.store.persist(self._pending.verdicts, self._pending.records)
+            self.store.persist(self._pending.verdicts, self._gate.filter(self._pending.records))
             self._pending = _Pending()
 
 

@@ -12,6 +12,7 @@ other failure leaves the queue as it is and backs off (exponential, full jitter,
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -21,6 +22,7 @@ from pathlib import Path
 import structlog
 
 from agent.errors import UpstreamError, UpstreamRejected, UpstreamUnavailable
+from agent.governance import Decision, EgressGate
 from agent.outbox.store import Store
 from agent.upstream import Backoff, UpstreamClient
 
@@ -61,10 +63,12 @@ class Deliverer:
         store: Store,
         client: UpstreamClient,
         settings: DeliverySettings,
+        *,
         backoff: Backoff | None = None,
         sleep: Callable[[float], object] = time.sleep,
+        gate: EgressGate | None = None,
     ) -> None:
-        self.store, self.client, self.settings = store, client, settings
+        self.store, self.client, self.settings, self.gate = store, client, settings, gate
         self.backoff = backoff or Backoff()
         self._sleep = sleep
         self.failures = 0
@@ -77,6 +81,8 @@ class Deliverer:
         )
         if report.dropped:
             log.warning("outbox_records_dropped", dropped=report.dropped)
+        if self.gate is not None:
+            self.gate.purge_disallowed()
         while deadline is None or time.monotonic() < deadline:
             batch = self.store.outbox_batch(self.settings.batch_max_records, self.settings.batch_max_bytes)
             if not batch:
@@ -105,6 +111,17 @@ class Deliverer:
 
     def _send(self, batch: list[tuple[str, bytes]], report: DeliveryReport) -> None:
         payload = b"[" + b",".join(body for _, body in batch) + b"]"
+        with self._sending() as decision:
+            if not decision.allowed:
+                raise UpstreamUnavailable(f"the {_PURPOSE} purpose may not send now: {decision.reason}")
+            self._post(batch, payload, report)
+
+    def _sending(self) -> contextlib.AbstractContextManager[Decision]:
+        if self.gate is None:
+            return contextlib.nullcontext(Decision(allowed=True, reason="no gate"))
+        return self.gate.sending(_PURPOSE, "verdicts")
+
+    def _post(self, batch: list[tuple[str, bytes]], payload: bytes, report: DeliveryReport) -> None:
         try:
             self.client.send_verdicts(payload)
         except UpstreamRejected as exc:
@@ -127,14 +144,19 @@ class Deliverer:
             return
         middle = len(batch) // 2
         for half in (batch[:middle], batch[middle:]):
-            self._send(half, report)
+            self._post(half, b"[" + b",".join(body for _, body in half) + b"]", report)
 
 
 class DeliveryLoop:
     """The service's delivery thread: every ``interval`` seconds, send what is queued; back off on failure."""
 
     def __init__(
-        self, store_path: Path, client: UpstreamClient, settings: DeliverySettings, interval: float
+        self,
+        store_path: Path,
+        client: UpstreamClient,
+        settings: DeliverySettings,
+        interval: float,
+        gate: EgressGate | None = None,
     ) -> None:
         self._store_path, self._client, self._settings, self._interval = (
             store_path,
@@ -142,6 +164,7 @@ class DeliveryLoop:
             settings,
             interval,
         )
+        self._gate = gate
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="delivery", daemon=True)
         self.sent = 0
@@ -163,7 +186,7 @@ class DeliveryLoop:
 
     def _loop(self) -> None:
         store = Store(self._store_path)
-        deliverer = Deliverer(store, self._client, self._settings)
+        deliverer = Deliverer(store, self._client, self._settings, gate=self._gate)
         try:
             while not self._stop.wait(self._interval):
                 report = deliverer.deliver()

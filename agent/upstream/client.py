@@ -149,6 +149,11 @@ class UpstreamClient:
         """Every record the cloud holds under ``pseudonym``."""
         return self._request("GET", f"/v1/subjects/{pseudonym}")
 
+    def get_raw(self, path: str, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
+        """A GET whose answer the caller interprets: (status, headers, body); 304 is an answer too."""
+        response = self._send("GET", path, headers=headers)
+        return response.status_code, dict(response.headers), response.content
+
     def _request(self, method: str, path: str, **kwargs: _Body) -> dict[str, Any]:
         response = self._send(method, path, **kwargs)
         try:

@@ -11,7 +11,9 @@ import re
 import stat
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import Any
 
 import structlog
 
@@ -58,14 +60,16 @@ def client_from_config(cfg: config.Config) -> UpstreamClient | None:
 
 
 def reputation_from_config(
-    cfg: config.Config, log_sent: Callable[[str, str, str, bytes], None] | None
+    cfg: config.Config,
+    log_sent: Callable[[str, str, str, bytes], None] | None,
+    sending: Callable[[str, str], AbstractContextManager[Any]] | None = None,
 ) -> Reputation | None:
     """Private reputation lookups for the configured cloud, synced if the held list is stale."""
     up = cfg.upstream
     if not up.url or not up.prefix_key:
         return None
     path = cfg.state_dir / "prefixes.json"
-    reputation = Reputation(client_from_config(cfg), up.prefix_key, path, log_sent)
+    reputation = Reputation(client_from_config(cfg), up.prefix_key, path, log_sent, sending)
     try:
         age = time.time() - path.stat().st_mtime
     except OSError:

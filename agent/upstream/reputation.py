@@ -21,6 +21,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -118,13 +119,20 @@ class Reputation:
         key_b64: str,
         path: Path,
         log_sent: Callable[[str, str, str, bytes], None] | None = None,
+        sending: Callable[[str, str], AbstractContextManager[Any]] | None = None,
     ) -> None:
         self._client, self._key, self._path = client, key_b64, path
         self._log_sent = log_sent
+        self._sending = sending  # the egress gate: a lookup leaves only while its purpose allows it
         self.prefixes = PrefixList.load(path)
         self._answers: dict[str, tuple[float, dict[str, str]]] = {}
         self._lock = threading.Lock()
         self.lookups = 0
+
+    def _gate(self) -> AbstractContextManager[Any]:
+        if self._sending is None:
+            return nullcontext(_Allowed())
+        return self._sending("protection", "reputation_search")
 
     def close(self) -> None:
         """Close the connection to the cloud."""
@@ -169,7 +177,10 @@ class Reputation:
         batch = [prefix, *(secrets.token_hex(PREFIX_HEX // 2) for _ in range(SEARCH_BATCH - 1))]
         secrets.SystemRandom().shuffle(batch)
         try:
-            with self._lock:
+            with self._lock, self._gate() as decision:
+                if not decision.allowed:
+                    log.info("reputation_lookup_withheld", reason=decision.reason)
+                    return {}
                 reply = self._client.search(batch)
         except UpstreamError as exc:
             log.warning("reputation_lookup_failed", error=str(exc))
@@ -184,6 +195,11 @@ class Reputation:
         for p in batch:  # the decoys' answers are as good as the real one's: cache them all
             self._answers[p] = (expires, {h: n for h, n in matches.items() if h.startswith(p)})
         return self._answers[prefix][1]
+
+
+class _Allowed:
+    allowed = True
+    reason = "no gate configured"
 
 
 def _matches(reply: dict[str, Any]) -> dict[str, str]:

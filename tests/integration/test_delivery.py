@@ -252,7 +252,7 @@ def test_bad_answers_are_retried_with_backoff_until_delivered(cloud: CloudProces
     slept: list[float] = []
     with _client(cloud, transport=transport) as client:
         deliverer = Deliverer(
-            store, client, DeliverySettings(), Backoff(base=0.01, cap=0.05), sleep=slept.append
+            store, client, DeliverySettings(), backoff=Backoff(base=0.01, cap=0.05), sleep=slept.append
         )
         report = deliverer.deliver_with_retries(time.monotonic() + 60)
     assert report.sent == 20

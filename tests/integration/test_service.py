@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shutil
 import signal
+import sqlite3
 import stat
 import subprocess
 import sys
@@ -12,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+import samples
 from samples import eicar
 from service_proc import ServiceProcess
 
@@ -143,27 +147,69 @@ def test_files_written_or_moved_into_a_watched_root_are_scanned_once_settled(tmp
 
 
 def test_new_programs_are_scanned_once_per_image(tmp_path: Path, rules_dir: Path):
-    """Starting a new executable image is noticed by the poller and scanned; a second process is not."""
+    """A new executable image is noticed by the poller and scanned once, however many processes run it."""
+    marker = f"sleeper-marker-{os.getpid()}-{time.monotonic_ns()}"
+    (rules_dir / "yara" / "marker.yar").write_text(
+        f'rule Test_Sleeper_Marker {{ strings: $a = "{marker}" condition: $a }}'
+    )
     root = tmp_path / "root"
     root.mkdir()
     image = tmp_path / "sleeper"
-    shutil.copy("/bin/sleep", image)
+    image.write_bytes(Path("/bin/sleep").read_bytes() + marker.encode())  # still runs: ELF ignores the tail
+    image.chmod(0o755)
     with ServiceProcess(tmp_path / "home", _live_config(rules_dir, root, programs=True)) as svc:
         svc.wait_for("READY=1")
-
-        def settled(s):  # every image reported so far has been scanned
-            reported = s.get("programs", {}).get("reported", -1)
-            return s.get("programs", {}).get("polls", 0) >= 2 and s["scanned"].get("program", 0) == reported
-
-        before = svc.wait_status(settled)["scanned"].get("program", 0)
         procs = [subprocess.Popen([str(image), "30"]) for _ in range(2)]
         try:
-            svc.wait_status(lambda s: s["scanned"].get("program", 0) > before)
-            time.sleep(1.5)  # several more polls: the second process must not add a scan
-            info = svc.wait_status(settled)
-            assert info["scanned"]["program"] == before + 1  # two processes, one image, one scan
+            svc.wait_status(lambda s: s["detections"].get("program", 0) >= 1)
+            time.sleep(2.0)  # several more polls: the second process must not add a scan
+            assert svc.status()["detections"]["program"] == 1  # two processes, one image, one scan
         finally:
             for p in procs:
                 p.kill()
                 p.wait()
         assert svc.stop() == 0
+
+
+def test_the_service_answers_real_clamd_clients(tmp_path: Path, rules_dir: Path):
+    """The clamd PyPI client and Debian's clamdscan scan through the running service's socket."""
+    import io
+
+    import clamd
+
+    root = tmp_path / "root"
+    root.mkdir()
+    with ServiceProcess(tmp_path / "home", _config(rules_dir, root)) as svc:
+        svc.wait_for("READY=1")
+        sock = svc.home / "clamd.sock"
+        assert stat.S_IMODE(sock.stat().st_mode) == 0o660
+        client = clamd.ClamdUnixSocket(path=str(sock))
+        assert client.ping() == "PONG"
+        assert client.version().startswith("endpoint-agent ")
+        assert client.instream(io.BytesIO(eicar()))["stream"][0] == "FOUND"
+        assert client.instream(io.BytesIO(b"hello\n" * 1000))["stream"] == ("OK", None)
+        document = samples.docm(samples.ole_vba("AutoOpen"))  # an Office document: personal by policy
+        assert client.instream(io.BytesIO(document))["stream"][0] == "FOUND"
+        target = tmp_path / "x.com"
+        target.write_bytes(eicar())
+        clamdscan = shutil.which("clamdscan")
+        if clamdscan is not None:
+            conf = tmp_path / "clamd.conf"
+            conf.write_text(f"LocalSocket {sock}\n")
+            out = subprocess.run(
+                [clamdscan, f"--config-file={conf}", "--stream", "--no-summary", str(target)],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+            assert out.returncode == 1, out.stdout + out.stderr
+            assert out.stdout.strip().endswith("FOUND")
+        info = svc.wait_status(lambda s: s.get("outbox_depth", 0) >= 2)
+        assert info["detections"]["stream"] == (3 if clamdscan else 2)
+        assert svc.stop() == 0
+    with sqlite3.connect(svc.home / "agent.db") as db:
+        records = [json.loads(body) for (body,) in db.execute("SELECT body FROM outbox")]
+    by_kind = {r["kind"]: r for r in records}
+    assert by_kind["document"].get("sha256") is None  # a personal stream leaves no hash upstream
+    assert by_kind["text"]["sha256"] == hashlib.sha256(eicar()).hexdigest()
