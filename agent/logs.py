@@ -45,6 +45,9 @@ _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARN
 _state = {"level": logging.INFO}
 
 
+_EVENT_NAME = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)*")  # snake_case verb_noun: a name from the code
+
+
 def _escape_control(match: re.Match[str]) -> str:
     char = match.group()
     return {"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(char, f"\\x{ord(char):02x}")
@@ -66,6 +69,13 @@ class Redactor:
     def __init__(self, key: bytes | None = None, literals: list[str] | None = None) -> None:
         self._key = key or secrets.token_bytes(32)
         self._literals = literals if literals is not None else _local_literals()
+        # A local name is replaced where it stands as a word of its own (in a path, a sentence), not
+        # inside another word: user "root" must not turn the event "watch_root_started" into a token.
+        self._literal_re = (
+            re.compile("|".join(rf"(?<![A-Za-z0-9_]){re.escape(v)}(?![A-Za-z0-9_])" for v in self._literals))
+            if self._literals
+            else None
+        )
 
     def token(self, value: object) -> str:
         """The keyed token standing in for ``value``."""
@@ -74,9 +84,8 @@ class Redactor:
 
     def scrub(self, text: str) -> str:
         """Tokenize path-like parts, e-mails and local names in ``text``; escape control characters."""
-        for literal in self._literals:
-            if literal in text:
-                text = text.replace(literal, self.token(literal))
+        if self._literal_re is not None:
+            text = self._literal_re.sub(lambda m: self.token(m.group()), text)
         text = _EMAIL.sub(lambda m: self.token(m.group()), text)
         text = _PATHISH.sub(lambda m: self.token(m.group()) if len(m.group()) > 1 else m.group(), text)
         return _CONTROL.sub(_escape_control, text)
@@ -102,7 +111,8 @@ class Redactor:
         """Process one event dict (structlog processor protocol)."""
         for key in list(event):
             if key == "event":
-                event[key] = self.scrub(str(event[key]))
+                name = str(event[key])
+                event[key] = name if _EVENT_NAME.fullmatch(name) else self.scrub(name)
             else:
                 event[key] = self._value(key, event[key])
         return event

@@ -100,3 +100,13 @@ def test_tracebacks_carry_no_local_variables():
         structlog.reset_defaults()
     assert "PLAINCANARYCONTENT" not in stream.getvalue()
     assert "bad input" in stream.getvalue()
+
+
+def test_a_local_name_inside_another_word_is_left_alone():
+    """User "root" is tokenized in a path or on its own, but not inside an event name or a word."""
+    r = Redactor(literals=["root"])
+    event = r(None, "info", {"event": "watch_root_started", "reason": "root lost /srv/x by root"})
+    assert event["event"] == "watch_root_started"
+    assert "root " not in event["reason"] and "by root" not in event["reason"]
+    assert event["reason"].startswith("tok:")
+    assert r.scrub("uprooted") == "uprooted"
