@@ -48,7 +48,7 @@ def run_item(request: ScanRequest, *, engine: Engine, ctx: WorkerContext) -> Out
     opened: StatKey | None = None
     try:
         if request.data is not None:
-            result = _scan_data(engine, request.data, request.path, classifier)
+            result, classifier = _scan_stream(engine, request.data, request.path, ctx)
         else:
             with open_regular(request.path) as (fd, st):
                 opened = StatKey.of(st)
@@ -80,6 +80,23 @@ def _scan(engine: Engine, fd: int, size: int, request: ScanRequest, classifier: 
         classifier.visit(os.pread(fd, 8192, 0), name, 0)
         detection: Detection = limit_detection(exc.which)
         return ScanResult(size=size, sha256=None, detections=(detection,))
+
+
+def _scan_stream(engine: Engine, data: bytes, name: str, ctx: WorkerContext) -> tuple[ScanResult, Classifier]:
+    """Scan a stream held in memory; look for personal data only when a record may leave.
+
+    A stream is never shown to anyone and never cached: its classification matters only for what
+    may leave the device, and for a clean stream nothing does. So the first pass sniffs kinds only,
+    and a stream with a detection (or a limit) is scanned again with the detectors on, which gives
+    exactly the record a full first pass would have given.
+    """
+    limits = ExtractLimits(max_chars=ctx.limits.max_extract_chars)
+    quick = Classifier(ctx.policy.personal_kinds, limits, detect=False)
+    result = _scan_data(engine, data, name, quick)
+    if not result.detections:
+        return result, quick
+    full = Classifier(ctx.policy.personal_kinds, limits)
+    return _scan_data(engine, data, name, full), full
 
 
 def _scan_data(engine: Engine, data: bytes, name: str, classifier: Classifier) -> ScanResult:

@@ -117,3 +117,28 @@ def test_docx_text_is_not_counted_twice(tmp_path, engine, ctx):
     outcome = _run(path, engine, ctx)
     assert outcome.classification.fmt == "docx"
     assert outcome.classification.personal_data == {"email": 1}
+
+
+_PERSONAL_TEXT = b"Contact: jane.roe@example.com\nIBAN: DE89 3704 0044 0532 0130 00\n"
+
+
+def test_a_clean_stream_is_not_searched_for_personal_data(engine, ctx):
+    """A clean stream in memory gets its kind only: nothing of it is shown, cached or sent."""
+    out = run_item(ScanRequest(path="stream", data=_PERSONAL_TEXT), engine=engine, ctx=ctx)
+    assert out.verdict.kind is VerdictKind.CLEAN
+    assert out.classification.personal_data == {}
+    assert out.record is None
+    assert out.request.data is None
+
+
+def test_a_stream_with_a_detection_is_classified_in_full_and_keeps_its_hash_home(engine, ctx):
+    """A detected stream holding personal data is classified fully: personal, and no hash upstream."""
+    document = samples.docm(samples.ole_vba("AutoOpen"))
+    out = run_item(ScanRequest(path="stream", data=document), engine=engine, ctx=ctx)
+    assert out.verdict.kind in (VerdictKind.MALICIOUS, VerdictKind.SUSPICIOUS)
+    assert out.classification.data_class.value == "personal"
+    assert out.record is not None and out.record.sha256 is None
+    mixed = samples.zip_of({"notes.txt": _PERSONAL_TEXT, "x.com": samples.eicar()})
+    out = run_item(ScanRequest(path="stream", data=mixed), engine=engine, ctx=ctx)
+    assert out.classification.personal_data  # the detectors ran on the second pass
+    assert out.record is not None and out.record.sha256 is None

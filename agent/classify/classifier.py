@@ -30,9 +30,10 @@ _PLAIN = frozenset({"txt", "csv", "json", "md", "log", "xml", "shell", "powershe
 class Classifier:
     """Accumulates the classification of one top-level object across its members."""
 
-    def __init__(self, personal_kinds: frozenset[str], limits: ExtractLimits) -> None:
+    def __init__(self, personal_kinds: frozenset[str], limits: ExtractLimits, *, detect: bool = True) -> None:
         self._personal_kinds = personal_kinds
         self._limits = limits
+        self._detect = detect  # False: kinds only (a first pass over a stream; see pipeline.run_item)
         self._top: FileType | None = None
         self._counts: Counter[str] = Counter()
         self._member_kinds: set[str] = set()
@@ -48,7 +49,7 @@ class Classifier:
             self._member_kinds.add(ftype.kind.value)
         while self._extracted_at and self._extracted_at[-1] >= depth:
             self._extracted_at.pop()
-        if self._extracted_at or ftype.fmt not in TEXT_FORMATS:
+        if not self._detect or self._extracted_at or ftype.fmt not in TEXT_FORMATS:
             return
         text = self._extract(data, ftype)
         if text:
