@@ -4,8 +4,9 @@ Code should not hand paths, names or content to the logger in the first place; :
 makes sure that what slips through does not reach the log stream anyway. It replaces:
 
 - every value under a sensitive key (``path``, ``name``, ``user``, ``host``, ``cmdline`` ...),
-- path-like substrings, e-mail addresses, the user's name, the host name and the home directory
-  anywhere in any string value (rendered tracebacks included),
+- path-like substrings, e-mail addresses, IBAN-like and card-number-like runs, the user's name,
+  the host name and the home directory anywhere in any string value (rendered tracebacks included),
+- secrets under secret-like keys (``token``, ``key``, ``secret``, ``password``, ``authorization``),
 
 with a keyed token (``tok:`` + 10 hex digits of HMAC-SHA256 under a key derived from the master
 secret), so equal values still correlate within an install but cannot be reversed or brute-forced
@@ -36,10 +37,15 @@ SENSITIVE_KEYS = frozenset(
     {
         "path", "file", "filename", "name", "member", "display", "user", "username", "host", "hostname",
         "cmdline", "cwd", "exe", "environ", "value", "text", "content", "email",
+        "token", "key", "secret", "password", "authorization", "product_key", "iban", "card",
     }
 )  # fmt: skip
 _PATHISH = re.compile(r"(?:[A-Za-z]:\\|\\\\|~/|/)[^\s\"'<>|,;()\[\]{}]*")
 _EMAIL = re.compile(r"[\w.%+\-]+@[\w\-]+(?:\.[\w\-]+)+")
+# An IBAN (country, check digits, 11-30 alphanumerics, spaces allowed) or a run of 12-19 digits with
+# optional single separators (card numbers, account and ID numbers): tokenized wherever they stand.
+_IBAN = re.compile(r"(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?: ?[A-Za-z0-9]){11,30}(?![A-Za-z0-9])")
+_LONG_NUMBER = re.compile(r"(?<![\d])\d(?:[ -]?\d){11,18}(?![\d])")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 _state = {"level": logging.INFO}
@@ -87,6 +93,8 @@ class Redactor:
         if self._literal_re is not None:
             text = self._literal_re.sub(lambda m: self.token(m.group()), text)
         text = _EMAIL.sub(lambda m: self.token(m.group()), text)
+        text = _IBAN.sub(lambda m: self.token(m.group()), text)
+        text = _LONG_NUMBER.sub(lambda m: self.token(m.group()), text)
         text = _PATHISH.sub(lambda m: self.token(m.group()) if len(m.group()) > 1 else m.group(), text)
         return _CONTROL.sub(_escape_control, text)
 

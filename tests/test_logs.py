@@ -110,3 +110,46 @@ def test_a_local_name_inside_another_word_is_left_alone():
     assert "root " not in event["reason"] and "by root" not in event["reason"]
     assert event["reason"].startswith("tok:")
     assert r.scrub("uprooted") == "uprooted"
+
+
+def _luhn_complete(digits: str) -> str:
+    total = 0
+    for i, d in enumerate(reversed(digits)):
+        n = int(d) * (2 if i % 2 == 0 else 1)
+        total += n - 9 if n > 9 else n
+    return digits + str((10 - total % 10) % 10)
+
+
+_paths = st.lists(
+    st.text("abcdefghijklmnopqrstuvwxyz0123456789._-", min_size=3, max_size=12), min_size=1, max_size=4
+).map(lambda parts: "/" + "/".join(parts))
+_users = st.text("abcdefghijklmnopqrstuvwxyz", min_size=4, max_size=10)
+_emails = st.tuples(_users, _users).map(lambda t: f"{t[0]}.x@{t[1]}.example")
+_ibans = st.tuples(
+    st.sampled_from(["DE", "FR", "NL", "GB", "IT"]), st.text("0123456789", min_size=18, max_size=24)
+).map(lambda t: f"{t[0]}{t[1][:2]}{t[1][2:]}")
+_cards = st.text("0123456789", min_size=15, max_size=15).map(lambda d: _luhn_complete("4" + d[1:]))
+_secret_values = st.one_of(_paths, _emails, _ibans, _cards)
+_field = st.from_regex(r"[a-z][a-z_]{0,12}", fullmatch=True).filter(
+    lambda k: k not in ("event", "level", "timestamp")
+)
+
+
+@given(user=_users, value=_secret_values, field=_field, spaced=st.booleans())
+def test_no_personal_value_survives_in_any_field(user, value, field, spaced):
+    """A path, user name, e-mail, IBAN or card number under any key, alone or in a sentence, never renders."""
+    is_iban = value[:2].isupper() and value[2:].isdigit()
+    if spaced and (is_iban or value.isdigit()):  # IBANs and cards are often written in groups of four
+        value = " ".join(value[i : i + 4] for i in range(0, len(value), 4))
+    r = Redactor(b"k" * 32, literals=[user])
+    line = _render(r, **{field: f"{user} had {value} today", f"{field}_2": value})
+    assert value not in line
+    assert value.replace(" ", "") not in line.replace(" ", "")
+    assert f"{user} " not in line
+
+
+def test_secrets_under_secret_keys_are_never_rendered():
+    """Tokens, keys and product keys are tokenized whatever they look like."""
+    r = Redactor(b"k" * 32, literals=[])
+    line = _render(r, token="abcDEF123-secret-token", product_key="pk-777", authorization="Bearer xyz123456")
+    assert "secret-token" not in line and "pk-777" not in line and "xyz123456" not in line
