@@ -6,7 +6,7 @@ Run on demand (not a pytest test)::
 
 It starts the reference cloud over TLS on loopback (``cloud.harness``), seeds it with known-bad hashes
 of files that are NOT in the tree, enrols an agent with delivery and private reputation on, scans a
-generated tree (every N-th file EICAR, the rest ordinary text and binary), and counts every request
+generated tree (every N-th file a distinct dropper script, the rest ordinary text and binary), and counts every request
 byte on the wire side of the client's transport seam (headers and body), split into verdict uploads
 and reputation lookups. Targets: 0 bytes of lookup traffic for a tree with no prefix hits, and a
 verdict record under 300 bytes on the wire. Then it plants one file whose hash is listed and shows
@@ -28,7 +28,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from samples import eicar
+from samples import shell_dropper
 
 from agent import cli
 from agent.upstream import client as upstream_client
@@ -51,7 +51,9 @@ class _Meter(httpx.BaseTransport):
         )
         self.counts.setdefault(kind, []).append(head + len(body))
         if kind == "verdicts":
-            self.counts.setdefault("records", []).append(len(json.loads(gzip.decompress(body))))
+            raw = gzip.decompress(body)
+            self.counts.setdefault("records", []).append(len(json.loads(raw)))
+            self.counts.setdefault("json_bytes", []).append(len(raw))
         return self.real.handle_request(request)
 
     def close(self) -> None:
@@ -59,13 +61,13 @@ class _Meter(httpx.BaseTransport):
 
 
 def make_tree(root: Path, files: int, every: int) -> None:
-    """``files`` files in 100 directories; every ``every``-th one is EICAR."""
+    """``files`` files in 100 directories; every ``every``-th one is a (distinct) dropper script."""
     rng = random.Random(5)
     for n in range(files):
         d = root / f"d{n % 100}"
         d.mkdir(parents=True, exist_ok=True)
-        if n % every == 0:
-            (d / f"f{n}.com").write_bytes(eicar())
+        if n % every == 0:  # a detected script, each one different: distinct hashes, as in real life
+            (d / f"f{n}.sh").write_bytes(shell_dropper() + b"# build %d\n" % n)
         elif n % 2:
             (d / f"f{n}.bin").write_bytes(rng.randbytes(2048))
         else:
@@ -86,7 +88,8 @@ def report(label: str, counts: dict[str, list[int]], files: int) -> None:
     print(f"{label}: {files:,} files, {records:,} records in {len(counts.get('verdicts', []))} uploads")
     print(
         f"  verdict traffic {verdict_bytes:,} B ({verdict_bytes * per_10k:,.0f} B per 10,000 files), "
-        f"{verdict_bytes / max(records, 1):.0f} B per record on the wire (target < 300)"
+        f"{verdict_bytes / max(records, 1):.0f} B per record on the wire (target < 300); "
+        f"{sum(counts.get('json_bytes', [])) / max(records, 1):.0f} B per record as JSON before gzip"
     )
     print(
         f"  lookup traffic  {lookup_bytes:,} B in {len(counts.get('lookup', []))} requests "
