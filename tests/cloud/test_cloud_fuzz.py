@@ -10,6 +10,7 @@ import asyncio
 import gzip
 import json
 import secrets
+import threading
 from urllib.parse import quote
 
 import httpx
@@ -43,7 +44,13 @@ class InProcess:
             return await c.request(method, path, **kwargs)
 
     def request(self, method: str, path: str, **kwargs) -> httpx.Response:
-        return asyncio.run(self._send(method, path, **kwargs))
+        response = asyncio.run(self._send(method, path, **kwargs))
+        # Starlette runs sync work on AnyIO worker threads; they end shortly after the loop closes.
+        # Wait for them, so the next test does not see this request's thread as a leak.
+        for thread in threading.enumerate():
+            if thread.name == "AnyIO worker thread":
+                thread.join(10.0)
+        return response
 
     def post(self, path: str, **kwargs) -> httpx.Response:
         return self.request("POST", path, **kwargs)
