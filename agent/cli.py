@@ -20,7 +20,7 @@ from typing import Any
 
 from agent import __version__, config
 from agent.errors import AgentError, ConfigError
-from agent.governance import EgressGate
+from agent.governance import EgressGate, rights_commands
 from agent.governance import commands as consent_commands
 from agent.logs import Redactor, configure, get_logger
 from agent.minimize import MasterSecret
@@ -87,6 +87,7 @@ def _parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="show what the running service is doing")
     status.add_argument("--json", action="store_true", help="the status as one JSON object")
     consent_commands.add_parser(sub)
+    rights_commands.add_parsers(sub)
     rules_commands.add_parser(sub)
     for name in ("config", "run", "sweep", "status", "enroll", "sent", "rules"):
         sub.choices[name].add_argument(
@@ -113,6 +114,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         configure(cfg.log.level, cfg.log.format, Redactor(secret.key("logs")))
         if args.command == "enroll":
             return _enroll(args, cfg)
+        if args.command in rights_commands.COMMANDS:
+            return rights_commands.run(args, cfg)
         if args.command == "rules":
             return rules_commands.run(args, cfg)
         if args.command == "run":

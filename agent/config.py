@@ -156,6 +156,19 @@ class UpdatesConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class RetentionConfig:
+    """``[retention]``: how long each local store keeps what it holds (storage limitation)."""
+
+    history_days: int = 90
+    cache_days: int = 30
+    outbox_days: int = 30
+    sent_log_days: int = 365
+    quarantine_days: int = 30
+    logs_days: int = 14
+    purge_interval: float = 3_600.0
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """The whole configuration, plus the directories it was resolved against."""
 
@@ -171,6 +184,7 @@ class Config:
     clamd: ClamdConfig = field(default_factory=ClamdConfig)
     upstream: UpstreamConfig = field(default_factory=UpstreamConfig)
     updates: UpdatesConfig = field(default_factory=UpdatesConfig)
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
 
     @property
     def rules_dir(self) -> Path:
@@ -282,6 +296,15 @@ def _service_options() -> list[Option]:
         Option("updates", "max_age_days", int, 14, "refuse bundles older than this (freeze attacks)"),
         Option("updates", "poll_interval", float, 21_600.0, "seconds between polls for a new bundle"),
         Option("updates", "poll_jitter", float, 3_600.0, "random seconds added to each poll"),
+        Option(
+            "retention", "history_days", int, 90, "days scan history (sealed paths) is kept; 0: none kept"
+        ),
+        Option("retention", "cache_days", int, 30, "days a verdict-cache row is kept"),
+        Option("retention", "outbox_days", int, 30, "days a queued record is kept before it is dropped"),
+        Option("retention", "sent_log_days", int, 365, "days the transparency log keeps what was sent"),
+        Option("retention", "quarantine_days", int, 30, "days a quarantined file is kept"),
+        Option("retention", "logs_days", int, 14, "days log files under <state dir>/logs are kept"),
+        Option("retention", "purge_interval", float, 3_600.0, "seconds between purges by the service"),
     ]
 
 
@@ -314,6 +337,7 @@ _SECTIONS = {
     "clamd": ClamdConfig,
     "upstream": UpstreamConfig,
     "updates": UpdatesConfig,
+    "retention": RetentionConfig,
 }
 
 
@@ -415,6 +439,8 @@ def _check(config: Config, path: Path) -> None:
     if config.clamd.socket_mode & ~0o777:
         raise ConfigError(f"{path}: clamd.socket_mode must be a permission mode such as 0o660")
     _check_upstream(config.upstream, path)
+    if config.retention.purge_interval <= 0:
+        raise ConfigError(f"{path}: retention.purge_interval must be positive")
     if config.updates.max_age_days < 1:
         raise ConfigError(f"{path}: updates.max_age_days must be at least 1")
     if config.clamd.tcp_port > 65535:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import datetime as dt
 import signal
 import sqlite3
 import threading
@@ -36,7 +37,8 @@ from agent.control import ControlServer
 from agent.dispatch import Dispatcher
 from agent.engine import load_rules
 from agent.errors import AgentError
-from agent.governance import EgressGate
+from agent.governance import EgressGate, Retention, purge, retry_pending_erasures
+from agent.minimize import period_label
 from agent.model import Outcome, ScanRequest
 from agent.notify import Notifier
 from agent.outbox import Store
@@ -82,6 +84,7 @@ class Service:
         self._components: list[tuple[str, Component]] = []
         self._status_extra: dict[str, Callable[[], Any]] = {}
         self._sweeper: Sweeper | None = None
+        self._current_period = self._period()
 
     # ------------------------------------------------------------------ lifecycle
     def run(self) -> int:
@@ -130,6 +133,10 @@ class Service:
             if interval is not None and now - last_watchdog >= interval:
                 self._notify.send("WATCHDOG=1")
                 last_watchdog = now
+            period = self._period()
+            if period != self._current_period:  # a new pseudonym period: records must carry the new one
+                self._current_period = period
+                self.dispatcher.swap_rules(self.dispatcher.rules)  # type: ignore[union-attr]
             if now - last_status >= _STATUS_EVERY:
                 self._notify.send(f"STATUS={self._status_line()}")
                 last_status = now
@@ -154,6 +161,8 @@ class Service:
             self.add("clamd", clamd)
         if cfg.updates.enabled and cfg.updates.pinned_keys and cfg.upstream.url:
             self.add("rules_updates", self._rules_poller())
+        retention = Retention.from_config(cfg)
+        self.add("retention", Periodic("retention", retention.purge_interval, self._purge))
         if cfg.programs.enabled:
             from agent.sources.programs import ProgramMonitor, ProgramSettings  # noqa: PLC0415
 
@@ -299,6 +308,14 @@ class Service:
         log.info("rules_reloaded", rules_version=rules.version)
         return True
 
+    def _purge(self) -> None:
+        """Storage limitation: drop expired rows everywhere, and resend erasures still pending."""
+        report = purge(self.config)
+        log.info(
+            "retention_purged", **{k: v for k, v in dataclasses.asdict(report).items() if isinstance(v, int)}
+        )
+        retry_pending_erasures(self.config)
+
     def request_reload(self) -> None:
         """Reload rules and limits at the next tick (SIGHUP, clamd RELOAD, a rules update)."""
         self._events.reload.set()
@@ -355,6 +372,9 @@ class Service:
         if d is None:
             return "starting"
         return f"queue {d.queue_depth()}, scanned {sum(d.counters.scanned.values())}"
+
+    def _period(self) -> str:
+        return period_label(dt.datetime.now(dt.UTC), self.config.privacy.pseudonym_period)
 
     def _control_path(self) -> Path:
         return control_path(self.config)

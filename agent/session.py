@@ -24,7 +24,7 @@ import structlog
 from agent import logs
 from agent.config import Config
 from agent.engine import ENGINE_VERSION, IDLE, Failure, RuleSet, WorkerPool, limit_detection, load_rules
-from agent.governance import EgressGate
+from agent.governance import EgressGate, History, HistoryRow, Quarantine, QuarantineAction, worth_keeping
 from agent.minimize import Identity, MasterSecret, Policy, decide, minimize, period_label
 from agent.minimize.wire import Record
 from agent.model import (
@@ -68,6 +68,11 @@ class SessionOptions:
 class _Pending:
     verdicts: list[tuple[StatKey, bytes]] = field(default_factory=list)
     records: list[Any] = field(default_factory=list)
+    history: list[HistoryRow] = field(default_factory=list)
+
+    def size(self) -> int:
+        """Rows waiting to be written."""
+        return len(self.verdicts) + len(self.records) + len(self.history)
 
 
 class ScanSession:
@@ -94,6 +99,12 @@ class ScanSession:
         )
         self.store = Store(config.state_dir / "agent.db", ruleset=fingerprint)
         self._gate = EgressGate.open(config)  # records of a purpose whose basis does not hold are not queued
+        self._history = History.open(config)  # what was found where, paths sealed with the data key
+        self._quarantine = (
+            QuarantineAction(Quarantine.open(config), self.policy.actions)
+            if "quarantine" in self.policy.actions.values()
+            else None
+        )
         self._jobs = opts.jobs or config.jobs
         self._ctx = WorkerContext(self.rules, config.limits, self.policy, self.identity)
         self._pool: WorkerPool[ScanRequest, Outcome] | None = None
@@ -127,6 +138,9 @@ class ScanSession:
         if self._pool is not None:
             self._pool.close()
         self._gate.close()
+        self._history.close()
+        if self._quarantine is not None:
+            self._quarantine.quarantine.close()
         self.store.close()
         structlog.contextvars.unbind_contextvars("scan_id")
 
@@ -222,6 +236,10 @@ class ScanSession:
     def _finish(self, outcome: Outcome) -> Outcome:
         final = self._with_reputation(outcome)
         _log_outcome(final)
+        if self._quarantine is not None:
+            self._quarantine(final)
+        if worth_keeping(final):
+            self._pending.history.append(HistoryRow.from_outcome(final))
         if not outcome.cached:
             self._remember(outcome, final.record)
         return final
@@ -249,13 +267,14 @@ class ScanSession:
         stat = outcome.request.stat
         if self._use_cache and stat is not None and _cacheable(outcome):
             self._pending.verdicts.append((stat, _cache_value(outcome)))
-        if len(self._pending.verdicts) + len(self._pending.records) >= _PERSIST_EVERY:
+        if self._pending.size() >= _PERSIST_EVERY:
             self._flush()
 
     def _flush(self) -> None:
         self._flushed = time.monotonic()
-        if self._pending.verdicts or self._pending.records:
+        if self._pending.size():
             self.store.persist(self._pending.verdicts, self._gate.filter(self._pending.records))
+            self._history.record(self._pending.history)
             self._pending = _Pending()
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,7 @@ class Policy:
     severity: dict[str, str]
     personal_kinds: frozenset[str]
     upstream: dict[str, dict[str, tuple[str, ...]]]
+    actions: dict[str, str] = field(default_factory=dict)  # severity -> "report" | "quarantine"
 
     @classmethod
     def load(cls, path: Path) -> Policy:
@@ -55,7 +56,7 @@ class Policy:
     @classmethod
     def from_dict(cls, raw: dict[str, Any], where: str) -> Policy:
         """Build a policy from parsed TOML."""
-        _only(raw, {"policy_version", "severity", "data_class", "upstream"}, where)
+        _only(raw, {"policy_version", "severity", "data_class", "upstream", "actions"}, where)
         severity = {str(k): _verdict(v, f"{where}: severity.{k}") for k, v in raw.get("severity", {}).items()}
         data_class = raw.get("data_class", {})
         _only(data_class, {"personal_kinds"}, f"{where}: data_class")
@@ -68,7 +69,8 @@ class Policy:
         version = raw.get("policy_version")
         if not isinstance(version, int) or version < 1:
             raise ConfigError(f"{where}: policy_version must be a positive integer")
-        return cls(version=version, severity=severity, personal_kinds=kinds, upstream=upstream)
+        actions = _actions(raw.get("actions", {}), where)
+        return cls(version, severity, kinds, upstream, actions)
 
     def fields(self, data_class: DataClass, verdict: VerdictKind) -> tuple[str, ...]:
         """The upstream fields allowed for this data class and verdict (empty: no record)."""
@@ -81,6 +83,16 @@ def _only(table: object, allowed: set[str], where: str) -> None:
     for key in table:
         if key not in allowed:
             raise ConfigError(f"{where}: unknown key {key!r}")
+
+
+def _actions(table: object, where: str) -> dict[str, str]:
+    """``[actions]``: what to do with a detection, per rule severity (default: report only)."""
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: actions must be a table")
+    for severity, action in table.items():
+        if action not in ("report", "quarantine"):
+            raise ConfigError(f"{where}: actions.{severity} must be 'report' or 'quarantine'")
+    return {str(k): str(v) for k, v in table.items()}
 
 
 def _verdict(value: object, where: str) -> str:

@@ -1,0 +1,94 @@
+"""Helpers for the retention, rights and quarantine tests: configs, wire records, outcomes, raw bytes."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import secrets
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from agent import config
+from agent.minimize import MasterSecret, period_label
+from agent.minimize.wire import Record, WireDetection
+from agent.model import (
+    Classification,
+    DataClass,
+    Detection,
+    Outcome,
+    ScanRequest,
+    Source,
+    StatKey,
+    Verdict,
+    VerdictKind,
+)
+
+DAY = 86_400
+
+
+def load_config(home: Path) -> config.Config:
+    """The config of the agent home ``home`` (ENDPOINT_AGENT_HOME must point at it)."""
+    cfg = config.load()
+    assert cfg.state_dir == home, "set ENDPOINT_AGENT_HOME (the agent_home fixture) first"
+    return cfg
+
+
+def my_pseudonym(state_dir: Path, when: dt.datetime, period: str = "month") -> str:
+    """This install's pseudonym for the period containing ``when``."""
+    return MasterSecret.load_or_create(state_dir).pseudonym("verdicts", period_label(when, period))
+
+
+def record(pseudonym: str, when: dt.datetime, **over: Any) -> Record:
+    """A valid wire record under ``pseudonym`` in the hour of ``when``."""
+    fields: dict[str, Any] = {
+        "schema": 1,
+        "record_id": secrets.token_hex(16),
+        "purpose": "protection",
+        "pseudonym": pseudonym,
+        "time_bucket": when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:00Z"),
+        "verdict": "malicious",
+        "detections": [WireDetection(name="EICAR_Test_File", source="yara")],
+        "kind": "executable",
+        "size_bucket": 128,
+        "sha256": secrets.token_hex(32),
+        "engine_version": "endpoint-agent-engine/1",
+        "rules_version": "0123456789abcdef",
+    }
+    return Record(**(fields | over))
+
+
+def outcome(
+    path: str,
+    verdict: VerdictKind = VerdictKind.MALICIOUS,
+    severity: str = "high",
+    member: str | None = None,
+    *,
+    data: bytes | None = None,
+) -> Outcome:
+    """A session outcome for the file at ``path`` with one detection (none when clean)."""
+    found = () if verdict is VerdictKind.CLEAN else (Detection("EICAR_Test_File", "yara", severity, member),)
+    stat = None if data is not None else StatKey(1, 2, 68, 3, 4)
+    request = ScanRequest(path=path, source=Source.ON_DEMAND, stat=stat, data=data)
+    classification = Classification("executable", "com", DataClass.NON_PERSONAL)
+    return Outcome(request, Verdict(verdict, found, ""), None, classification, None, 0.01)
+
+
+def raw_store_bytes(state_dir: Path) -> bytes:
+    """Every byte of ``agent.db`` and its WAL and shared-memory files."""
+    return b"".join(p.read_bytes() for p in sorted(state_dir.glob("agent.db*")) if p.is_file())
+
+
+def forms(canary: str) -> list[bytes]:
+    """The ways a string could sit in a file: plain (UTF-8, UTF-16), hex, base64."""
+    raw = canary.encode()
+    return [raw, canary.encode("utf-16-le"), raw.hex().encode(), base64.b64encode(raw)]
+
+
+def rows(state_dir: Path, sql: str) -> list[tuple]:
+    """Run one query on the store with a plain connection."""
+    db = sqlite3.connect(state_dir / "agent.db")
+    try:
+        return db.execute(sql).fetchall()
+    finally:
+        db.close()
