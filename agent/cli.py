@@ -8,6 +8,7 @@ when nothing was found, so a script never reads "0" for a scan that was not comp
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sys
@@ -16,12 +17,11 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from agent import __version__, config
 from agent.errors import AgentError, ConfigError
-from agent.governance import EgressGate, rights_commands
-from agent.governance import commands as consent_commands
 from agent.logs import Redactor, configure, get_logger
 from agent.minimize import MasterSecret
 from agent.model import Outcome, ScanRequest, Source
@@ -35,7 +35,6 @@ from agent.render import (
     render_status,
 )
 from agent.sources import Walker
-from agent.updates import commands as rules_commands
 
 __all__ = ["main"]
 
@@ -45,7 +44,40 @@ _EXIT_NOT_RUNNING = 3  # as systemctl status and LSB init scripts say "not runni
 _STDIN_CHUNK = 1 << 20
 
 
-def _parser() -> argparse.ArgumentParser:
+# Commands whose front-ends live with their packages: (module, registering function, help). They are
+# imported only when used, so `--version`, `status` and `scan` do not load the governance, update and
+# HTTP code; the top-level help lists them from this table.
+_PLUGINS: dict[str, tuple[str, str, str]] = {
+    "consent": (
+        "agent.governance.commands",
+        "add_parser",
+        "purposes and consent: show, grant, withdraw, object, verify",
+    ),
+    "export": (
+        "agent.governance.rights_commands",
+        "add_parsers",
+        "write everything this device holds about you",
+    ),
+    "forget": (
+        "agent.governance.rights_commands",
+        "add_parsers",
+        "erase this install's data here and in the cloud",
+    ),
+    "purge": ("agent.governance.rights_commands", "add_parsers", "delete what is past its retention now"),
+    "quarantine": (
+        "agent.governance.rights_commands",
+        "add_parsers",
+        "quarantined files: add, list, restore, delete",
+    ),
+    "rules": ("agent.updates.commands", "add_parser", "signed rule bundles: build, verify, update, rollback"),
+}
+
+
+def _plugin(command: str) -> ModuleType:
+    return importlib.import_module(_PLUGINS[command][0])
+
+
+def _parser(command: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="endpoint-agent", description="Privacy-first endpoint scanning agent."
     )
@@ -86,19 +118,43 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("sweep", help="ask the running service to sweep the watched roots now")
     status = sub.add_parser("status", help="show what the running service is doing")
     status.add_argument("--json", action="store_true", help="the status as one JSON object")
-    consent_commands.add_parser(sub)
-    rights_commands.add_parsers(sub)
-    rules_commands.add_parser(sub)
-    for name in ("config", "run", "sweep", "status", "enroll", "sent", "rules"):
+    for name in ("config", "run", "sweep", "status", "enroll", "sent"):
         sub.choices[name].add_argument(
             "--config", type=Path, metavar="FILE", default=argparse.SUPPRESS, help=argparse.SUPPRESS
         )
+    _add_plugins(sub, command)
     return parser
+
+
+def _add_plugins(sub: argparse._SubParsersAction[argparse.ArgumentParser], command: str | None) -> None:
+    """Register the real parser of the plugin command in use; a one-line entry for the others."""
+    if command in _PLUGINS:
+        module, register, _ = _PLUGINS[command]
+        getattr(importlib.import_module(module), register)(sub)
+    for name, (_module, _, text) in _PLUGINS.items():
+        if name not in sub.choices:
+            sub.add_parser(name, help=text, add_help=False)
+    if command == "rules":  # the other plugins declare --config themselves
+        sub.choices["rules"].add_argument(
+            "--config", type=Path, metavar="FILE", default=argparse.SUPPRESS, help=argparse.SUPPRESS
+        )
+
+
+def _command_of(argv: Sequence[str]) -> str | None:
+    """The subcommand word in ``argv`` (the first token that is not an option or its value)."""
+    words = iter(argv)
+    for word in words:
+        if word == "--config":
+            next(words, None)
+        elif not word.startswith("-"):
+            return word
+    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code."""
-    args = _parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = _parser(_command_of(argv)).parse_args(argv)
     try:
         cfg = config.load(args.config)
         if args.command == "config":
@@ -109,15 +165,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "sent":
             return _sent(args, cfg)
         if args.command == "consent":
-            return consent_commands.run(args, cfg)
+            return int(_plugin("consent").run(args, cfg))
         secret = MasterSecret.load_or_create(cfg.state_dir)
         configure(cfg.log.level, cfg.log.format, Redactor(secret.key("logs")))
         if args.command == "enroll":
             return _enroll(args, cfg)
-        if args.command in rights_commands.COMMANDS:
-            return rights_commands.run(args, cfg)
+        if args.command in ("export", "forget", "purge", "quarantine"):
+            return int(_plugin(args.command).run(args, cfg))
         if args.command == "rules":
-            return rules_commands.run(args, cfg)
+            return int(_plugin("rules").run(args, cfg))
         if args.command == "run":
             from agent.service import Service  # noqa: PLC0415 - only the service loads its sources
 
@@ -195,6 +251,8 @@ def _reputation(
 
     store = Store(cfg.state_dir / "agent.db")
     stack.callback(store.close)
+    from agent.governance import EgressGate  # noqa: PLC0415
+
     gate = stack.enter_context(EgressGate.open(cfg))
     reputation = reputation_from_config(cfg, store.log_sent, gate.sending)
     if reputation is None:
@@ -205,6 +263,7 @@ def _reputation(
 
 def _deliver(cfg: config.Config, summary: Summary) -> None:
     """Send what the scan queued, waiting a bounded time; what is left goes with the next run."""
+    from agent.governance import EgressGate  # noqa: PLC0415
     from agent.outbox import Store  # noqa: PLC0415 - only scans with an upstream load the client
     from agent.outbox.delivery import Deliverer, DeliverySettings  # noqa: PLC0415
     from agent.upstream import client_from_config  # noqa: PLC0415

@@ -113,7 +113,12 @@ def targets() -> tuple[Target, ...]:
         datas=((ROOT / "rules", "agent/bundled_rules"),),
         metadata=("yara-x",),  # the engine version names the yara-x release (importlib.metadata)
     )
-    setup = Target(name="endpoint-agent-setup", package="installer", datas=_package_data("installer"))
+    # The setup program reads the purposes and notices it shows from the bundled rules, as the agent does.
+    setup = Target(
+        name="endpoint-agent-setup",
+        package="installer",
+        datas=(*_package_data("installer"), (ROOT / "rules", "agent/bundled_rules")),
+    )
     return agent, setup
 
 

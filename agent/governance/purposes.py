@@ -22,6 +22,7 @@ from typing import Any, Literal, cast
 
 from agent.config import Config, bundled_rules_dir
 from agent.errors import ConfigError
+from agent.minimize.analytics import ANALYTICS_FIELDS
 from agent.minimize.wire import WIRE_FIELDS
 
 __all__ = [
@@ -55,6 +56,7 @@ _TRANSFERS = ("adequacy", "scc", "bcr")
 WIRE_SCHEMAS: Mapping[str, tuple[str, ...]] = {
     "verdicts": WIRE_FIELDS,
     "reputation_search": ("prefixes",),  # the receiver's SearchRequest; see the schema test
+    "analytics_report": ANALYTICS_FIELDS,  # agent.minimize.analytics.AnalyticsReport (local DP)
 }
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
@@ -181,7 +183,10 @@ def render_notice(purposes: Purposes, purpose: Purpose) -> str:
     ]
     if purpose.max_consent_age_days is not None:
         lines.append(f"Consent is asked again after: {purpose.max_consent_age_days} days")
-    lines.append(f"To stop: endpoint-agent consent {stop} {purpose.name}")
+    if purpose.basis == "contract":  # necessary for the service itself: it ends with the service
+        lines.append("To stop: uninstall the agent (endpoint-agent-setup uninstall)")
+    else:
+        lines.append(f"To stop: endpoint-agent consent {stop} {purpose.name}")
     lines.append(f"Policy version: {purposes.version}")
     if purpose.notice:
         lines.extend(["", purpose.notice.strip()])

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import hashlib
-import io
 import json
 import sqlite3
 import time
@@ -170,18 +168,6 @@ def test_expired_consent_shows_as_off(agent_home, capsys):
     assert "older than 365 days" in capsys.readouterr().out
 
 
-def _cli_has_consent() -> bool:
-    from agent import cli
-
-    try:
-        with contextlib.redirect_stderr(io.StringIO()):
-            cli._parser().parse_args(["consent", "show"])
-    except SystemExit:
-        return False
-    return True
-
-
-@pytest.mark.skipif(not _cli_has_consent(), reason="agent/cli.py does not route `consent` yet")
 def test_through_the_real_cli(agent_home):
     """endpoint-agent consent grant, show and withdraw work as a user runs them."""
     granted = run_cli("consent", "grant", "product_analytics", "--yes", home=agent_home)
