@@ -70,6 +70,16 @@ _PLUGINS: dict[str, tuple[str, str, str]] = {
         "quarantined files: add, list, restore, delete",
     ),
     "rules": ("agent.updates.commands", "add_parser", "signed rule bundles: build, verify, update, rollback"),
+    "analytics": (
+        "agent.governance.analytics_commands",
+        "add_parsers",
+        "anonymized product analytics: show, send-now",
+    ),
+    "support-bundle": (
+        "agent.governance.analytics_commands",
+        "add_parsers",
+        "logs, config and status for support, checked for personal data",
+    ),
 }
 
 
@@ -170,7 +180,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         configure(cfg.log.level, cfg.log.format, Redactor(secret.key("logs")))
         if args.command == "enroll":
             return _enroll(args, cfg)
-        if args.command in ("export", "forget", "purge", "quarantine"):
+        if args.command in ("export", "forget", "purge", "quarantine", "analytics", "support-bundle"):
             return int(_plugin(args.command).run(args, cfg))
         if args.command == "rules":
             return int(_plugin("rules").run(args, cfg))
@@ -226,6 +236,7 @@ def _scan(args: argparse.Namespace, cfg: config.Config) -> int:
             rules_dir=args.rules, jobs=args.jobs, use_cache=not args.no_cache, reputation=reputation
         )
         session = stack.enter_context(ScanSession(cfg, options))
+        session.analytics.count_run()
         requests = stack.enter_context(_requests(args.paths, walker, cfg))
         progress = stack.enter_context(Progress(enabled=not args.json and sys.stderr.isatty()))
         for outcome in session.scan(requests):

@@ -38,6 +38,7 @@ from agent.dispatch import Dispatcher
 from agent.engine import load_rules
 from agent.errors import AgentError
 from agent.governance import EgressGate, Retention, purge, retry_pending_erasures
+from agent.governance.analytics import Analytics, sender_from_config
 from agent.minimize import period_label
 from agent.model import Outcome, ScanRequest
 from agent.notify import Notifier
@@ -213,11 +214,19 @@ class Service:
                 log_store.log_sent(recipient, purpose, kind, payload)
 
         reputation = reputation_from_config(cfg, log_sent, lookup_gate.sending)
+        analytics_gate = EgressGate.open(cfg)
+        analytics = Analytics.open(cfg.state_dir)
+        sender = sender_from_config(cfg, analytics, analytics_gate, log_sent)
+        if sender is not None:  # sends only while product_analytics has consent (the gate decides)
+            self.add("analytics", Periodic("analytics", 3_600.0, sender.send_due))
         closers = (
             log_store.close,
             delivery_gate.close,
             lookup_gate.close,
             reputation.close if reputation else None,
+            sender.close if sender else None,
+            analytics.close,
+            analytics_gate.close,
         )
         self.add("upstream_handles", _OnStop(*closers))
         if reputation is None:
@@ -290,9 +299,10 @@ class Service:
             battery = cfg.service.defer_on_battery and on_battery()
             return not (battery or (cfg.service.defer_when_busy and system_busy()))
 
-        return Sweeper(
-            settings, self.dispatcher.submit, self.dispatcher.feed.wait_for_room, budget.pace, may_run
-        )
+        feed = self.dispatcher.feed
+        sweeper = Sweeper(settings, self.dispatcher.submit, feed.wait_for_room, budget.pace, may_run)
+        sweeper.on_done = lambda: _count_run(cfg)
+        return sweeper
 
     # ------------------------------------------------------------------ reload and status
     def reload(self) -> bool:
@@ -460,6 +470,15 @@ class Periodic:
 def control_path(cfg: config.Config) -> Path:
     """Where the control socket of the service for this config lives."""
     return Path(cfg.service.control_socket) if cfg.service.control_socket else cfg.state_dir / "control.sock"
+
+
+def _count_run(cfg: config.Config) -> None:
+    """A finished sweep is a scan run for the (consented, perturbed) daily analytics counters."""
+    analytics = Analytics.open(cfg.state_dir)
+    try:
+        analytics.count_run()
+    finally:
+        analytics.close()
 
 
 def clamd_socket(cfg: config.Config) -> Path:

@@ -25,6 +25,7 @@ from agent import logs
 from agent.config import Config
 from agent.engine import ENGINE_VERSION, IDLE, Failure, RuleSet, WorkerPool, limit_detection, load_rules
 from agent.governance import EgressGate, History, HistoryRow, Quarantine, QuarantineAction, worth_keeping
+from agent.governance.analytics import Analytics
 from agent.minimize import Identity, MasterSecret, Policy, decide, minimize, period_label
 from agent.minimize.wire import Record
 from agent.model import (
@@ -100,6 +101,7 @@ class ScanSession:
         self.store = Store(config.state_dir / "agent.db", ruleset=fingerprint)
         self._gate = EgressGate.open(config)  # records of a purpose whose basis does not hold are not queued
         self._history = History.open(config)  # what was found where, paths sealed with the data key
+        self.analytics = Analytics.open(config.state_dir)  # daily counters; sent only with consent
         self._quarantine = (
             QuarantineAction(Quarantine.open(config), self.policy.actions)
             if "quarantine" in self.policy.actions.values()
@@ -139,6 +141,7 @@ class ScanSession:
             self._pool.close()
         self._gate.close()
         self._history.close()
+        self.analytics.close()
         if self._quarantine is not None:
             self._quarantine.quarantine.close()
         self.store.close()
@@ -236,6 +239,7 @@ class ScanSession:
     def _finish(self, outcome: Outcome) -> Outcome:
         final = self._with_reputation(outcome)
         _log_outcome(final)
+        self.analytics.count(final)
         if self._quarantine is not None:
             self._quarantine(final)
         if worth_keeping(final):
@@ -272,6 +276,7 @@ class ScanSession:
 
     def _flush(self) -> None:
         self._flushed = time.monotonic()
+        self.analytics.flush()
         if self._pending.size():
             self.store.persist(self._pending.verdicts, self._gate.filter(self._pending.records))
             self._history.record(self._pending.history)

@@ -32,7 +32,10 @@ other query parameter.
 ``DELETE /v1/subjects/{pseudonym}``: 200 ``{"receipt_id": "<32 hex>", "pseudonym": p, "erased": n,
 "erased_at": "YYYY-MM-DDTHH:MM:SSZ"}``. 400 ``bad_pseudonym`` unless p matches the wire schema.
 
-Every endpoint but enroll, health, the prefix list and the rules feed needs ``Authorization: Bearer
+``POST /v1/analytics`` (no token; refused with one): anonymous analytics reports, see
+:mod:`cloud.analytics`.
+
+Every endpoint but enroll, health, analytics, the prefix list and the rules feed needs ``Authorization: Bearer
 <token>`` (401 ``unauthorized`` otherwise) and is rate limited per token (429 ``rate_limited`` with
 ``Retry-After`` in whole seconds).
 """
@@ -49,6 +52,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from cloud.analytics import receive as analytics_receive
 from cloud.body import media_of, read_body
 from cloud.errors import RequestRejected
 from cloud.reputation import PREFIX_BYTES, SEARCH_BATCH
@@ -211,4 +215,5 @@ ROUTES = [
     Route("/v1/subjects/{pseudonym}", subject_access, methods=["GET"]),
     Route("/v1/subjects/{pseudonym}", subject_erase, methods=["DELETE"]),
     Route("/v1/health", health, methods=["GET"]),
+    Route("/v1/analytics", analytics_receive, methods=["POST"]),  # no token; see cloud.analytics
 ]

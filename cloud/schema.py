@@ -1,7 +1,8 @@
 """The wire schema as the cloud sees it: the one place the cloud imports from the agent.
 
 Everything the cloud accepts from an agent is decoded here, strictly, with the agent's own definition
-(:mod:`agent.minimize.wire`). Formats the cloud checks elsewhere (pseudonyms in URLs, detection names it
+(:mod:`agent.minimize.wire`; anonymized analytics reports and their mechanism:
+:mod:`agent.minimize.analytics`). Formats the cloud checks elsewhere (pseudonyms in URLs, detection names it
 hands out) take their patterns from that schema, so the two ends cannot drift apart.
 """
 
@@ -13,14 +14,28 @@ from typing import Annotated
 import msgspec
 import msgspec.inspect
 
+from agent.minimize.analytics import (
+    ANALYTICS_SCHEMA,
+    COUNTERS,
+    MAX_REPORTS,
+    AnalyticsReport,
+    decode_reports,
+    unbiased,
+)
 from agent.minimize.wire import SCHEMA_VERSION, Record, WireDetection, decode_batch, encode_record
 
 __all__ = [
+    "ANALYTICS_SCHEMA",
+    "COUNTERS",
     "MAX_BATCH",
+    "MAX_REPORTS",
     "SCHEMA_VERSION",
+    "AnalyticsReport",
     "Record",
     "decode_records",
+    "decode_reports",
     "encode_record",
+    "unbiased",
     "valid_detection_name",
     "valid_pseudonym",
 ]

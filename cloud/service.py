@@ -12,6 +12,7 @@ from typing import cast
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from starlette.requests import Request
 
+from cloud.analytics import AnalyticsIntake
 from cloud.errors import RequestRejected
 from cloud.ratelimit import RateLimiter
 from cloud.reputation import REPUTATION_SCHEMA, ReputationStore
@@ -51,6 +52,7 @@ class Service:
     auth: AuthStore = field(init=False)
     limiter: RateLimiter = field(init=False)
     signing_key: Ed25519PrivateKey = field(init=False)
+    analytics: AnalyticsIntake = field(init=False)
 
     def __post_init__(self) -> None:
         self.signing_key = load_or_create_key(self.settings.signing_key)
@@ -59,6 +61,7 @@ class Service:
         self.rules = RulesFeed(self.records.conn)
         self.auth = AuthStore(self.settings.auth_db)
         self.limiter = RateLimiter(self.settings.rate, self.settings.burst)
+        self.analytics = AnalyticsIntake(self.records.conn)
 
     def close(self) -> None:
         """Close both databases."""

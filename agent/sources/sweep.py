@@ -61,6 +61,7 @@ class Sweeper:
         self.sweeps = 0
         self.submitted = 0
         self.running = False
+        self.on_done: Callable[[], object] | None = None  # after each complete sweep
 
     def start(self) -> None:
         """Start the sweep thread."""
@@ -128,6 +129,8 @@ class Sweeper:
             self.running = False
         self.sweeps += 1
         self._touch_stamp()
+        if self.on_done is not None:
+            self.on_done()
         log.info("sweep_finished", submitted=count, duration_s=round(time.monotonic() - started, 1))
 
     def _excluded(self, path: str) -> bool:

@@ -132,6 +132,12 @@ class UpstreamClient:
         headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
         return self._request("POST", "/v1/verdicts", content=body, headers=headers)
 
+    def send_analytics(self, payload: bytes) -> dict[str, Any]:
+        """POST one perturbed analytics report (no token: the caller's client carries none)."""
+        return self._request(
+            "POST", "/v1/analytics", content=payload, headers={"Content-Type": "application/json"}
+        )
+
     def search(self, prefixes: list[str]) -> dict[str, Any]:
         """Ask for the full known-bad hashes under a fixed-size batch of 4-byte prefixes."""
         return self._request("POST", "/v1/reputation/search", json={"prefixes": prefixes})
