@@ -177,7 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "consent":
             return int(_plugin("consent").run(args, cfg))
         secret = MasterSecret.load_or_create(cfg.state_dir)
-        configure(cfg.log.level, cfg.log.format, Redactor(secret.key("logs")))
+        configure(_log_level(args, cfg), cfg.log.format, Redactor(secret.key("logs")))
         if args.command == "enroll":
             return _enroll(args, cfg)
         if args.command in ("export", "forget", "purge", "quarantine", "analytics", "support-bundle"):
@@ -197,12 +197,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("endpoint-agent: interrupted", file=sys.stderr)
     except BrokenPipeError:  # the reader went away (``| head``): stop quietly, as Unix tools do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except OSError as exc:  # a file the user named cannot be read or written: say which and why
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"endpoint-agent: {exc.strerror or type(exc).__name__}{where}", file=sys.stderr)
     except Exception as exc:  # noqa: BLE001 - the last line of defence: a redacted report, exit 2
         get_logger().exception("internal_error", error=type(exc).__name__)
         print(
             f"endpoint-agent: internal error ({type(exc).__name__}); details are in the log", file=sys.stderr
         )
     return EXIT_ERROR
+
+
+def _log_level(args: argparse.Namespace, cfg: config.Config) -> str:
+    """On a terminal a scan shows progress, findings and a summary: its log adds only warnings."""
+    if args.command == "scan" and cfg.log.level == "info" and sys.stderr.isatty():
+        return "warning"
+    return cfg.log.level
 
 
 def _status(args: argparse.Namespace, cfg: config.Config) -> int:

@@ -388,7 +388,7 @@ def _build(raw: dict[str, Any], state_dir: Path, path: Path) -> Config:
     sections: dict[str, object] = {}
     for section, value in raw.items():
         if section not in _SECTIONS:
-            raise ConfigError(f"{path}: unknown key {section!r}")
+            raise ConfigError(f"{path}: unknown key '{section}'")
         if not isinstance(value, dict):
             raise ConfigError(f"{path}: {section!r} must be a table")
         sections[section] = _section(section, value, path)
@@ -403,7 +403,7 @@ def _section(section: str, values: dict[str, Any], path: Path) -> object:
     for key, value in values.items():
         opt = known.get(key)
         if opt is None:
-            raise ConfigError(f"{path}: unknown key {section}.{key!r}")
+            raise ConfigError(f"{path}: unknown key '{section}.{key}'")
         checked[key] = _coerce(opt, value, path)
     cls = _SECTIONS[section]
     return replace(DEFAULT_LIMITS, **checked) if cls is ScanLimits else cls(**checked)

@@ -252,7 +252,7 @@ def print_summary(summary: Summary, rules_version: str, *, show_receipt: bool) -
         )
     console.print(table)
     if show_receipt:
-        console.print(Text(receipt_text(summary)))
+        console.print(Text(receipt_text(summary)), soft_wrap=True)  # exact records: never wrapped
 
 
 def receipt(summary: Summary) -> dict[str, Any]:

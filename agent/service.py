@@ -153,7 +153,11 @@ class Service:
             raise RuntimeError("dispatcher not started")
         cfg = self.config
         sweeper = self._sweeper = self._make_sweeper()
-        self.add("sweep", sweeper, lambda: {"sweeps": sweeper.sweeps, "running": sweeper.running})
+        self.add(
+            "sweep",
+            sweeper,
+            lambda: {"sweeps": sweeper.sweeps, "running": sweeper.running, "deferred": sweeper.deferred},
+        )
         if cfg.watch.enabled:
             on_access = self._on_access(sweeper.request)
             self.add("on_access", on_access, on_access.status)
@@ -338,7 +342,7 @@ class Service:
         """Start a sweep of the watched roots now (``endpoint-agent sweep``)."""
         if self._sweeper is None:
             return {"sweep": "not available"}
-        self._sweeper.request()
+        self._sweeper.request(by_user=True)
         return {"sweep": "requested"}
 
     def status(self) -> dict[str, Any]:

@@ -246,6 +246,8 @@ class ScanSession:
             self._pending.history.append(HistoryRow.from_outcome(final))
         if not outcome.cached:
             self._remember(outcome, final.record)
+        elif final is not outcome and final.record is not None:  # the cloud knows it bad since: report it
+            self._pending.records.append(final.record)
         return final
 
     def _with_reputation(self, outcome: Outcome) -> Outcome:
@@ -330,9 +332,7 @@ def _log_outcome(outcome: Outcome) -> None:
     kind = outcome.verdict.kind
     if kind is VerdictKind.CLEAN and not logs.enabled("debug"):
         return  # the common case: skip building an event that would be filtered anyway
-    level = (
-        "debug" if kind is VerdictKind.CLEAN else ("warning" if kind is not VerdictKind.UNSCANNED else "info")
-    )
+    level = {VerdictKind.CLEAN: "debug", VerdictKind.ERROR: "warning"}.get(kind, "info")
     getattr(log, level)(
         "scan_finished",
         verdict=kind.value,

@@ -33,7 +33,7 @@ def test_values_are_read(agent_home, tmp_path):
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("[limits]\nmax_fiels = 5\n", "unknown key limits.'max_fiels'"),
+        ("[limits]\nmax_fiels = 5\n", "unknown key 'limits.max_fiels'"),
         ("[scann]\njobs = 1\n", "unknown key 'scann'"),
         ("[limits]\nmax_files = 'many'\n", "limits.max_files must be int"),
         ("[scan]\ncache = 1\n", "scan.cache must be bool"),

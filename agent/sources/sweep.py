@@ -62,6 +62,8 @@ class Sweeper:
         self.submitted = 0
         self.running = False
         self.on_done: Callable[[], object] | None = None  # after each complete sweep
+        self.deferred = 0
+        self._by_user = False
 
     def start(self) -> None:
         """Start the sweep thread."""
@@ -74,8 +76,9 @@ class Sweeper:
         if self._thread.is_alive():
             self._thread.join(timeout)
 
-    def request(self) -> None:
-        """Sweep now (events were lost, or the user asked)."""
+    def request(self, *, by_user: bool = False) -> None:
+        """Sweep now: events were lost, or the user asked (then not even battery or load defer it)."""
+        self._by_user = self._by_user or by_user
         self._asked.set()
 
     def _loop(self) -> None:
@@ -83,11 +86,13 @@ class Sweeper:
             self._asked.wait(self._until_due())
             if self._stop.is_set():
                 return
-            if not self._may_run():
+            if not self._by_user and not self._may_run():
                 log.info("sweep_deferred", reason="on battery or system busy")
+                self.deferred += 1
                 self._stop.wait(60.0)
                 continue
             self._asked.clear()
+            self._by_user = False
             self._sweep()
 
     def _until_due(self) -> float | None:

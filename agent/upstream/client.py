@@ -184,7 +184,13 @@ class UpstreamClient:
 
 
 def _short(exc: Exception) -> str:
-    return str(exc).splitlines()[0][:200] if str(exc) else "no detail"
+    cause: BaseException = exc
+    while cause.__cause__ is not None or cause.__context__ is not None:  # the TLS error under httpx's
+        cause = cause.__cause__ or cause.__context__  # type: ignore[assignment]
+    text = " ".join(str(a) for a in cause.args) if cause.args else str(cause)
+    if isinstance(cause, ssl.SSLCertVerificationError) and "pin" not in text:
+        text += " (is the cloud's CA trusted? enroll --ca-file)"
+    return text.splitlines()[0][:200] if text else "no detail"
 
 
 def _reason(response: httpx.Response) -> str:

@@ -153,3 +153,22 @@ def test_scan_marks_a_known_bad_file_malicious_by_reputation(cloud: CloudProcess
     searches = [s for s in sent if s["kind"] == "reputation_search"]
     assert len(searches) == 1  # only the listed file caused a lookup
     assert len(searches[0]["payload"]["prefixes"]) == 16
+
+
+def test_a_cached_file_listed_later_is_reported_and_queued(cloud: CloudProcess, tmp_path: Path):
+    """A file first scanned clean (and cached) that the cloud lists afterwards gets a queued record."""
+    home = tmp_path / "home"
+    out = run_cli(
+        "enroll", cloud.url, "--product-key", cloud.product_key, "--ca-file", str(cloud.ca_file),
+        "--prefix-key", cloud.signing_public_key, home=home,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    sample = tmp_path / "later.bin"
+    sample.write_bytes(b"listed only after its first scan " + secrets.token_bytes(16))
+    assert run_cli("scan", "--no-upload", str(sample), home=home).returncode == 0
+    cloud.add_bad_hash(hashlib.sha256(sample.read_bytes()).hexdigest(), "Test.KnownBad.Later")
+    (home / "prefixes.json").unlink(missing_ok=True)  # the next scan syncs the list again
+    second = run_cli("scan", "--json", str(sample), home=home)
+    lines = [json.loads(line) for line in second.stdout.splitlines()]
+    assert lines[0]["cached"] is True and lines[0]["verdict"] == "malicious"
+    assert lines[-1]["delivered"] == 1
