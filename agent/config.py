@@ -16,6 +16,7 @@ from typing import Any
 import platformdirs
 
 from agent.engine.limits import DEFAULT_LIMITS, ScanLimits
+from agent.engine.sandbox import SandboxSettings
 from agent.errors import ConfigError
 
 __all__ = [
@@ -185,6 +186,7 @@ class Config:
     upstream: UpstreamConfig = field(default_factory=UpstreamConfig)
     updates: UpdatesConfig = field(default_factory=UpdatesConfig)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
+    sandbox: SandboxSettings = field(default_factory=SandboxSettings)
 
     @property
     def rules_dir(self) -> Path:
@@ -305,6 +307,20 @@ def _service_options() -> list[Option]:
         Option("retention", "quarantine_days", int, 30, "days a quarantined file is kept"),
         Option("retention", "logs_days", int, 14, "days log files under <state dir>/logs are kept"),
         Option("retention", "purge_interval", float, 3_600.0, "seconds between purges by the service"),
+        Option("sandbox", "enabled", bool, default=True, doc="confine scan workers (limits, no network)"),
+        Option("sandbox", "address_space", int, 0, "RLIMIT_AS of a worker, bytes; 0: sized from the limits"),
+        Option(
+            "sandbox",
+            "cpu_seconds",
+            int,
+            0,
+            "RLIMIT_CPU over a worker's life; 0: unset (timeouts bound items)",
+        ),
+        Option("sandbox", "open_files", int, 64, "file descriptors a worker may hold"),
+        Option(
+            "sandbox", "user", str, "nobody", "as root, the user workers run as (reading kept); empty: root"
+        ),
+        Option("sandbox", "network", bool, default=False, doc="let workers use the network (debugging only)"),
     ]
 
 
@@ -338,6 +354,7 @@ _SECTIONS = {
     "upstream": UpstreamConfig,
     "updates": UpdatesConfig,
     "retention": RetentionConfig,
+    "sandbox": SandboxSettings,
 }
 
 

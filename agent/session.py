@@ -108,7 +108,7 @@ class ScanSession:
             else None
         )
         self._jobs = opts.jobs or config.jobs
-        self._ctx = WorkerContext(self.rules, config.limits, self.policy, self.identity)
+        self._ctx = WorkerContext(self.rules, config.limits, self.policy, self.identity, config.sandbox)
         self._pool: WorkerPool[ScanRequest, Outcome] | None = None
         self._pending = _Pending()
         self._flushed = time.monotonic()

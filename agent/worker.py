@@ -11,7 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from agent.engine import RuleSet, ScanLimits
+from agent.engine import RuleSet, ScanLimits, sandbox
+from agent.engine.sandbox import DEFAULT_SANDBOX, SandboxSettings
 from agent.minimize import Identity, Policy
 
 if TYPE_CHECKING:
@@ -28,10 +29,12 @@ class WorkerContext:
     limits: ScanLimits
     policy: Policy
     identity: Identity
+    sandbox: SandboxSettings = DEFAULT_SANDBOX
 
 
 def setup(ctx: WorkerContext) -> Callable[[ScanRequest], Outcome]:
     """Worker entry: import the pipeline and build this worker's handler."""
+    sandbox.confine(ctx.limits, len(ctx.rules.yara), ctx.sandbox)  # before any content is parsed
     from agent import pipeline  # noqa: PLC0415 - deliberately late: the parent never loads classifiers
 
     return pipeline.setup(ctx)

@@ -20,7 +20,7 @@ import zipfile
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import IO, cast
+from typing import IO, Any, cast
 
 from agent.engine.limits import ScanLimits
 from agent.errors import LimitExceeded, ScanError, ScanTimeout
@@ -166,8 +166,34 @@ def _fileobj(data: bytes | mmap.mmap) -> IO[bytes]:
     """A file object over ``data`` without copying it (a mapped file is read in place)."""
     if isinstance(data, bytes):
         return io.BytesIO(data)
-    data.seek(0)
-    return cast("IO[bytes]", data)
+    return cast("IO[bytes]", io.BufferedReader(_Mapped(data), buffer_size=1 << 16))
+
+
+class _Mapped(io.RawIOBase):
+    """A seekable, read-only raw file over a mapping (``mmap`` lacks ``seekable()`` before 3.13)."""
+
+    def __init__(self, mapping: mmap.mmap) -> None:
+        self._map, self._pos = mapping, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: len(self._map)}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def readinto(self, buffer: Any) -> int:  # noqa: ANN401 - the io protocol's writable buffer
+        chunk = self._map[self._pos : self._pos + len(buffer)]
+        buffer[: len(chunk)] = chunk
+        self._pos += len(chunk)
+        return len(chunk)
 
 
 def _open_stream(fmt: str, raw: IO[bytes]) -> IO[bytes]:

@@ -99,7 +99,7 @@ def _parse_line(line: str, where: str) -> tuple[str, str, HashEntry]:
         raise RulesError(f"{where}: hash must be 32, 40 or 64 hex digits")
     if size_text == "*":
         size = None
-    elif size_text.isdigit() and size_text.isascii():
+    elif size_text.isdigit() and size_text.isascii() and len(size_text) <= 19:  # up to 2**63: a file size
         size = int(size_text)
     else:
         raise RulesError(f"{where}: size must be a number or '*'")

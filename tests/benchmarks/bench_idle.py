@@ -46,7 +46,10 @@ def status(home: Path) -> dict:
         env={**os.environ, "ENDPOINT_AGENT_HOME": str(home)},
         check=False,
     )
-    return json.loads(out.stdout)
+    try:
+        return json.loads(out.stdout)
+    except ValueError:  # the service is starting (or stopping): no answer yet
+        return {}
 
 
 def tree(pid: int) -> list[psutil.Process]:
