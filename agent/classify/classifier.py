@@ -17,6 +17,7 @@ from typing import IO, cast
 from agent.classify.detectors import detect
 from agent.classify.extract import TEXT_FORMATS, ExtractLimits, extract_text
 from agent.classify.kinds import HEAD_SIZE, FileType, Kind, sniff, sniff_zip
+from agent.engine.archives import zip_entry_count
 from agent.errors import ExtractError
 from agent.model import Classification, DataClass
 
@@ -24,6 +25,7 @@ __all__ = ["MAX_DOCUMENT_BYTES", "Classifier"]
 
 # Container documents (docx, pdf, ...) above this size are not extracted; policy then decides.
 MAX_DOCUMENT_BYTES = 64 * 1024 * 1024
+_SNIFF_MAX_ENTRIES = 10_000  # a zip declaring more is not listed just to tell its kind
 _PLAIN = frozenset({"txt", "csv", "json", "md", "log", "xml", "shell", "powershell", "python", "js", "vbs"})
 
 
@@ -96,6 +98,9 @@ def _sniff(data: bytes | mmap.mmap, name: str) -> FileType:
     head = bytes(data[:HEAD_SIZE])
     ftype = sniff(head, name)
     if ftype.fmt in ("zip", "ooxml"):
+        declared = zip_entry_count(data)
+        if declared is None or declared > _SNIFF_MAX_ENTRIES:  # the engine refuses it by count anyway
+            return ftype
         try:
             source = io.BytesIO(data) if isinstance(data, bytes) else cast("IO[bytes]", data)
             with zipfile.ZipFile(source) as archive:

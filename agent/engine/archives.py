@@ -25,7 +25,7 @@ from typing import IO, Any, cast
 from agent.engine.limits import ScanLimits
 from agent.errors import LimitExceeded, ScanError, ScanTimeout
 
-__all__ = ["Budget", "Member", "Skipped", "archive_format", "members"]
+__all__ = ["Budget", "Member", "Skipped", "archive_format", "members", "zip_entry_count"]
 
 _CHUNK = 1 << 20
 
@@ -112,7 +112,34 @@ def members(data: bytes | mmap.mmap, fmt: str, budget: Budget, name: str = "") -
         raise ScanError(f"corrupt {fmt} archive ({type(exc).__name__})") from exc
 
 
+def zip_entry_count(data: bytes | mmap.mmap) -> int | None:
+    """Entries a zip declares in its end-of-central-directory record (zip64 too), or None if unreadable.
+
+    Read before the central directory is parsed, so a zip with a hundred thousand entries is refused
+    by its count instead of being listed in memory first.
+    """
+    tail_start = max(0, len(data) - 65_557)
+    tail = bytes(data[tail_start:])
+    at = tail.rfind(b"PK\x05\x06")
+    if at < 0 or len(tail) < at + 22:
+        return None
+    count = int.from_bytes(tail[at + 10 : at + 12], "little")
+    if count != 0xFFFF:
+        return count
+    locator = at - 20
+    if locator < 0 or tail[locator : locator + 4] != b"PK\x06\x07":
+        return None
+    offset = int.from_bytes(tail[locator + 8 : locator + 16], "little")
+    record = bytes(data[offset : offset + 56])
+    if len(record) < 40 or record[:4] != b"PK\x06\x06":
+        return None
+    return int.from_bytes(record[32:40], "little")
+
+
 def _zip_members(data: bytes | mmap.mmap, budget: Budget) -> Iterator[Member | Skipped]:
+    declared = zip_entry_count(data)
+    if declared is not None and budget.files + declared > budget.limits.max_files:
+        raise LimitExceeded("MaxFiles", f"{declared} entries declared")
     try:
         archive = zipfile.ZipFile(_fileobj(data))
         infos = archive.infolist()
