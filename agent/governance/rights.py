@@ -231,6 +231,10 @@ def forget(
         db.close()
     cloud = retry_pending_erasures(config, client_factory, when)
     local = {"outbox": queued, **_wipe_local(config)}
+    if not cloud.pending:  # erased upstream: end the enrolment too, so nothing is sent under fresh keys
+        from agent.upstream.enroll import unenroll  # noqa: PLC0415 - only forget needs it
+
+        local["upstream_enrolment"] = int(unenroll(config))
     shredded = [name for name in (KEY_FILE, "master.key") if shred_file(state / name)]
     _vacuum(state / "agent.db")
     log.info("install_forgotten", erased=len(cloud.receipts), pending=len(cloud.pending))

@@ -22,7 +22,7 @@ from agent.errors import ConfigError, UpstreamError
 from agent.upstream.client import ClientSettings, UpstreamClient
 from agent.upstream.reputation import Reputation
 
-__all__ = ["client_from_config", "enroll", "read_token", "reputation_from_config", "token_path"]
+__all__ = ["client_from_config", "enroll", "read_token", "reputation_from_config", "token_path", "unenroll"]
 
 log = structlog.get_logger("endpoint-agent")
 
@@ -100,6 +100,20 @@ def enroll(
     tmp.replace(path)
     _write_section(cfg.config_file, url, ca, pin, prefix_key)
     return path
+
+
+def unenroll(cfg: config.Config) -> bool:
+    """Forget the enrolment: delete the token and the ``[upstream]`` section; True if there was one."""
+    path = token_path(cfg)
+    had = path.exists()
+    path.unlink(missing_ok=True)
+    if cfg.config_file.exists():
+        text = cfg.config_file.read_text()
+        stripped = _SECTION.sub("", text)
+        if stripped != text:
+            cfg.config_file.write_text(stripped.rstrip() + "\n" if stripped.strip() else "")
+            had = True
+    return had
 
 
 def _write_section(config_file: Path, url: str, ca_file: str, pin: str, prefix_key: str) -> None:

@@ -68,10 +68,12 @@ def _someone_else(cloud: CloudProcess) -> str:
     return theirs
 
 
-def _held_for(cfg: config.Config, pseudonyms: list[str]) -> dict[str, list]:
-    client = client_from_config(cfg)
-    assert client is not None
-    with client:
+def _held_for(cloud: CloudProcess, pseudonyms: list[str]) -> dict[str, list]:
+    """What the cloud holds under each pseudonym, asked with a fresh token (forget ended ours)."""
+    settings = ClientSettings(url=cloud.url, ca_file=str(cloud.ca_file))
+    with UpstreamClient(settings) as anonymous:
+        token = anonymous.enroll(cloud.product_key)
+    with UpstreamClient(settings, token) as client:
         return {p: client.access(p)["records"] for p in pseudonyms}
 
 
@@ -88,12 +90,14 @@ def test_forget_leaves_nothing_of_this_install_in_the_cloud(cloud, agent_home, c
     out = capsys.readouterr().out
     assert out.count("receipt ") == len(used)
     assert "erased 2 records" in out
-    assert _held_for(cfg, used) == {p: [] for p in used}
+    assert _held_for(cloud, used) == {p: [] for p in used}
     stored = {r["pseudonym"] for r in cloud.records()}
     assert not stored & set(used)
     assert theirs in stored
     assert rows(cfg.state_dir, "SELECT count(*), sum(erased) FROM erasure_receipts") == [(len(used), 3)]
     assert rows(cfg.state_dir, "SELECT count(*) FROM erasure_pending") == [(0,)]
+    assert not (cfg.state_dir / "upstream.token").exists()  # the enrolment ended: nothing more is sent
+    assert "[upstream]" not in cfg.config_file.read_text()
 
 
 def test_erasures_queued_while_the_cloud_was_away_are_sent_later(cloud, agent_home):
@@ -106,10 +110,10 @@ def test_erasures_queued_while_the_cloud_was_away_are_sent_later(cloud, agent_ho
     down = ClientSettings(url=f"https://127.0.0.1:{port}", ca_file=str(cloud.ca_file), timeout=5)
     report = forget(cfg, lambda _cfg: UpstreamClient(down, "token"))
     assert set(mine) <= set(report.cloud.pending)
-    assert all(_held_for(cfg, mine).values())  # still there: nothing reached the cloud
+    assert all(_held_for(cloud, mine).values())  # still there: nothing reached the cloud
     later = retry_pending_erasures(cfg)
     assert later.pending == {}
     assert {r.pseudonym for r in later.receipts} >= set(mine)
     assert sum(r.erased for r in later.receipts) == 3
-    assert _held_for(cfg, mine) == {p: [] for p in mine}
+    assert _held_for(cloud, mine) == {p: [] for p in mine}
     assert rows(cfg.state_dir, "SELECT count(*) FROM erasure_pending") == [(0,)]
