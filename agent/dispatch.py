@@ -157,6 +157,11 @@ class Dispatcher:
         if self._startup_error is not None:
             raise self._startup_error
 
+    @property
+    def alive(self) -> bool:
+        """Whether the dispatcher thread still runs (it ends only on stop or a fatal error)."""
+        return self._thread.is_alive()
+
     def submit(self, request: ScanRequest, priority: int | None = None) -> Future[Outcome]:
         """Queue ``request``; the future resolves to its outcome. Safe from any thread."""
         future: Future[Outcome] = Future()

@@ -85,6 +85,7 @@ class Service:
         self._components: list[tuple[str, Component]] = []
         self._status_extra: dict[str, Callable[[], Any]] = {}
         self._sweeper: Sweeper | None = None
+        self._failed = False
         self._current_period = self._period()
 
     # ------------------------------------------------------------------ lifecycle
@@ -110,7 +111,7 @@ class Service:
             self._stop_sources()
             self.dispatcher.stop(self.config.service.stop_timeout)
             log.info("service_stopped", scanned=sum(self.dispatcher.counters.scanned.values()))
-        return 0
+        return 1 if self._failed else 0
 
     def _install_signals(self) -> None:
         def on_stop(_signum: int, _frame: FrameType | None) -> None:
@@ -127,6 +128,10 @@ class Service:
         last_status = last_watchdog = time.monotonic()
         while not self._events.stop.wait(_TICK):
             now = time.monotonic()
+            if self.dispatcher is not None and not self.dispatcher.alive:
+                log.error("dispatcher_stopped", action="service exits for its supervisor to restart it")
+                self._failed = True
+                return
             if self._events.reload.is_set():
                 self._events.reload.clear()
                 self.reload()
