@@ -47,7 +47,7 @@ from typing import Any, Self
 
 import structlog
 
-from agent.config import Config
+from agent.config import Config, RetentionConfig
 from agent.governance.history import History
 from agent.governance.purposes import load_purposes
 from agent.governance.quarantine import Quarantine
@@ -80,16 +80,11 @@ CREATE TABLE IF NOT EXISTS pseudonym_harvest (source TEXT PRIMARY KEY, mark INTE
 
 
 @dataclass(frozen=True, slots=True)
-class Retention:
-    """Time to live per local store, in days; ``purge_interval`` in seconds (``[retention]``)."""
+class Retention(RetentionConfig):
+    """Time to live per local store, in days; ``purge_interval`` in seconds (``[retention]``).
 
-    history_days: int = 90
-    cache_days: int = 30
-    outbox_days: int = 30
-    sent_log_days: int = 365
-    quarantine_days: int = 30
-    logs_days: int = 14
-    purge_interval: float = 3_600.0
+    The fields and their defaults are the config section's own (one table, no second copy).
+    """
 
     @classmethod
     def from_config(cls, config: Config) -> Self:

@@ -34,6 +34,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from agent.errors import AgentError, ConfigError
+from agent.minimize import load_or_create_secret
 from agent.outbox import Store
 
 __all__ = ["KEY_FILE", "DataKey", "UnsealError", "connect", "shred_file", "transaction"]
@@ -64,17 +65,7 @@ class DataKey:
     @classmethod
     def load_or_create(cls, state_dir: Path) -> Self:
         """Read ``state_dir/data.key``, creating it (0600, exclusively) when absent."""
-        path = state_dir / KEY_FILE
-        state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-        except FileExistsError:
-            return cls(_read_key(path))
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(secrets.token_bytes(_KEY_BYTES))
-            fh.flush()
-            os.fsync(fh.fileno())
-        return cls(_read_key(path))
+        return cls(load_or_create_secret(state_dir / KEY_FILE, _KEY_BYTES, "data key"))
 
     def seal(self, plaintext: bytes, aad: bytes) -> bytes:
         """Encrypt and authenticate ``plaintext``, bound to ``aad`` (e.g. ``b"table.column:row"``)."""
@@ -93,20 +84,6 @@ class DataKey:
             return self._aead.decrypt(nonce, blob[_HEADER:], _AAD_PREFIX + aad)
         except InvalidTag as exc:
             raise UnsealError("the sealed value or its context was changed") from exc
-
-
-def _read_key(path: Path) -> bytes:
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-    except OSError as exc:
-        raise ConfigError(f"cannot read the data key {path}: {exc.strerror}") from exc
-    with os.fdopen(fd, "rb") as fh:
-        if os.fstat(fh.fileno()).st_mode & 0o077:
-            raise ConfigError(f"data key {path} is readable by others; expected mode 0600")
-        data = fh.read(_KEY_BYTES + 1)
-    if len(data) != _KEY_BYTES:
-        raise ConfigError(f"data key {path} is damaged (expected 32 bytes)")
-    return data
 
 
 def shred_file(path: Path) -> bool:

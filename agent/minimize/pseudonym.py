@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from agent.errors import ConfigError
 
-__all__ = ["SECRET_BYTES", "MasterSecret", "period_label"]
+__all__ = ["SECRET_BYTES", "MasterSecret", "load_or_create_secret", "period_label"]
 
 SECRET_BYTES = 32
 _FILE = "master.key"
@@ -51,17 +51,7 @@ class MasterSecret:
     @classmethod
     def load_or_create(cls, state_dir: Path) -> MasterSecret:
         """Read ``state_dir/master.key``, creating it (0600, exclusively) when absent."""
-        path = state_dir / _FILE
-        state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-        except FileExistsError:
-            return cls(_read_secret(path))
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(secrets.token_bytes(SECRET_BYTES))
-            fh.flush()
-            os.fsync(fh.fileno())
-        return cls(_read_secret(path))
+        return cls(load_or_create_secret(state_dir / _FILE, SECRET_BYTES, "master secret"))
 
     def key(self, domain: str) -> bytes:
         """Derive the 32-byte key for ``domain`` (``verdicts``, ``logs``, ...) with HKDF-SHA256."""
@@ -74,15 +64,33 @@ class MasterSecret:
         return mac.hexdigest()[:32]
 
 
-def _read_secret(path: Path) -> bytes:
+def load_or_create_secret(path: Path, size: int, what: str) -> bytes:
+    """Read the ``size``-byte secret at ``path``, creating it (random, 0600, exclusively) when absent.
+
+    One place for every key file of the install (the master secret, the data key): it is refused
+    when others may read it, and when it is not exactly ``size`` bytes.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except FileExistsError:
+        return _read_secret(path, size, what)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(secrets.token_bytes(size))
+        fh.flush()
+        os.fsync(fh.fileno())
+    return _read_secret(path, size, what)
+
+
+def _read_secret(path: Path, size: int, what: str) -> bytes:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
     except OSError as exc:
-        raise ConfigError(f"cannot read master secret {path}: {exc.strerror}") from exc
+        raise ConfigError(f"cannot read the {what} {path}: {exc.strerror}") from exc
     with os.fdopen(fd, "rb") as fh:
         if os.fstat(fh.fileno()).st_mode & 0o077:
-            raise ConfigError(f"master secret {path} is readable by others; expected mode 0600")
-        data = fh.read(SECRET_BYTES + 1)
-    if len(data) != SECRET_BYTES:
-        raise ConfigError(f"master secret {path} is damaged (expected 32 bytes)")
+            raise ConfigError(f"{what} {path} is readable by others; expected mode 0600")
+        data = fh.read(size + 1)
+    if len(data) != size:
+        raise ConfigError(f"{what} {path} is damaged (expected {size} bytes)")
     return data

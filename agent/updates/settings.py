@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
+from agent.config import UpdatesConfig
 from agent.updates.bundle import DEFAULT_LIMITS, BundleLimits
 
 __all__ = ["UpdateSettings"]
 
 
 @dataclass(frozen=True, slots=True)
-class UpdateSettings:
-    """The ``[updates]`` options (see the field list) and the reader's limits.
+class UpdateSettings(UpdatesConfig):
+    """The ``[updates]`` options (the config section's fields and defaults) and the reader's limits.
 
     Attributes:
         enabled: the service polls the cloud for new bundles (needs ``upstream.url`` and a pinned key).
@@ -22,11 +23,6 @@ class UpdateSettings:
         limits: bounds on bundle size and members.
     """
 
-    enabled: bool = True
-    pinned_keys: tuple[str, ...] = ()
-    max_age_days: int = 14
-    poll_interval: float = 21_600.0
-    poll_jitter: float = 3_600.0
     limits: BundleLimits = DEFAULT_LIMITS
 
     @classmethod
