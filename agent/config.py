@@ -193,9 +193,14 @@ class Config:
         """The rules in force: the configured directory, else an installed signed bundle, else bundled."""
         if self.scan.rules_dir:
             return Path(self.scan.rules_dir).expanduser()
-        from agent.updates.install import installed_rules_dir  # noqa: PLC0415 - updates imports config
+        from agent.updates.current import installed_rules_dir  # noqa: PLC0415 - updates imports config
 
         return installed_rules_dir(self.state_dir) or bundled_rules_dir()
+
+    @property
+    def compiled_rules_dir(self) -> Path:
+        """Where compiled rule sets are kept between starts (see :func:`agent.engine.load_rules`)."""
+        return self.state_dir / "compiled"
 
     @property
     def policy_path(self) -> Path:

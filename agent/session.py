@@ -26,6 +26,7 @@ from agent.config import Config
 from agent.engine import ENGINE_VERSION, IDLE, Failure, RuleSet, WorkerPool, limit_detection, load_rules
 from agent.governance import EgressGate, History, HistoryRow, Quarantine, QuarantineAction, worth_keeping
 from agent.governance.analytics import Analytics
+from agent.governance.vault import DataKey, UnsealError
 from agent.minimize import Identity, MasterSecret, Policy, decide, minimize, period_label
 from agent.minimize.wire import Record
 from agent.model import (
@@ -45,7 +46,8 @@ from agent.worker import WorkerContext, setup
 
 __all__ = ["ScanSession", "SessionOptions"]
 
-_CACHE_FORMAT = "v2"  # bump when the cached value's shape changes
+_CACHE_FORMAT = "v3"  # bump when the cached value's shape changes
+_SEALED = b"\x00sealed:"  # never starts a msgpack array: marks a value sealed with the data key
 _PERSIST_EVERY = 512
 _LOOKUP_EVERY = 256
 _FLUSH_IDLE = 1.0  # seconds a verdict may wait in memory while a streaming source is idle
@@ -84,7 +86,9 @@ class ScanSession:
         self.config = config
         self.scan_id = uuid.uuid4().hex[:12]
         self.policy = Policy.load(config.policy_path)
-        self.rules: RuleSet = opts.rules or load_rules(opts.rules_dir or config.rules_dir)
+        self.rules: RuleSet = opts.rules or load_rules(
+            opts.rules_dir or config.rules_dir, config.compiled_rules_dir
+        )
         secret = MasterSecret.load_or_create(config.state_dir)
         self.identity = Identity(
             pseudonym=secret.pseudonym(
@@ -100,7 +104,8 @@ class ScanSession:
         )
         self.store = Store(config.state_dir / "agent.db", ruleset=fingerprint)
         self._gate = EgressGate.open(config)  # records of a purpose whose basis does not hold are not queued
-        self._history = History.open(config)  # what was found where, paths sealed with the data key
+        self._key = DataKey.load_or_create(config.state_dir)  # seals what names local things
+        self._history = History.open(config, self._key)  # what was found where, paths sealed
         self.analytics = Analytics.open(config.state_dir)  # daily counters; sent only with consent
         self._quarantine = (
             QuarantineAction(Quarantine.open(config), self.policy.actions)
@@ -218,10 +223,11 @@ class ScanSession:
             hits = self.store.lookup([r.stat for r in batch if r.stat is not None])
         for request in batch:
             cached = hits.get(request.stat) if request.stat is not None else None
-            if cached is None:
+            outcome = self._from_cache(request, cached) if cached is not None else None
+            if outcome is None:
                 yield request
             else:
-                ready.append((request, _from_cache(request, cached)))
+                ready.append((request, outcome))
 
     def _failed(self, request: ScanRequest, failure: Failure) -> Outcome:
         if failure.kind == "aborted":
@@ -272,9 +278,27 @@ class ScanSession:
             self._pending.records.append(record)
         stat = outcome.request.stat
         if self._use_cache and stat is not None and _cacheable(outcome):
-            self._pending.verdicts.append((stat, _cache_value(outcome)))
+            self._pending.verdicts.append((stat, self._cache_value(outcome, stat)))
         if self._pending.size() >= _PERSIST_EVERY:
             self._flush()
+
+    def _cache_value(self, outcome: Outcome, stat: StatKey) -> bytes:
+        """The cached form of an outcome; sealed with the data key when it names archive members."""
+        value = _CACHE_ENCODER.encode(_CacheEntry(outcome.verdict, outcome.result, outcome.classification))
+        if any(d.member is not None for d in _detections(outcome)):
+            return _SEALED + self._key.seal(value, _cache_aad(stat))
+        return value
+
+    def _from_cache(self, request: ScanRequest, cached: bytes) -> Outcome | None:
+        """The outcome kept for ``request``; None (scan it again) when it cannot be opened."""
+        if cached.startswith(_SEALED):
+            assert request.stat is not None  # noqa: S101 - only stat-keyed requests reach the cache
+            try:
+                cached = self._key.open(cached[len(_SEALED) :], _cache_aad(request.stat))
+            except UnsealError:  # the data key was shredded (forget) or replaced
+                return None
+        entry = _CACHE_DECODER.decode(cached)
+        return Outcome(request, entry.verdict, entry.result, entry.classification, None, 0.0, cached=True)
 
     def _flush(self) -> None:
         self._flushed = time.monotonic()
@@ -295,12 +319,25 @@ def _cacheable(outcome: Outcome) -> bool:
     """Whether to remember this verdict.
 
     Errors and timeouts may be transient (a locked file, a busy machine), so those are scanned again.
-    Detections inside archives name a member path, and the store must hold no names, so those are
-    scanned again too (rare, and cheap next to keeping names on disk).
+    Detections inside archives name a member path: those are kept sealed with the data key (see
+    :meth:`ScanSession._cache_value`), like every other name the store holds.
     """
     if outcome.verdict.kind is VerdictKind.ERROR:
         return False
-    return all(d.member is None and d.name not in _TRANSIENT_LIMITS for d in outcome.verdict.detections)
+    return all(d.name not in _TRANSIENT_LIMITS for d in outcome.verdict.detections)
+
+
+def _detections(outcome: Outcome) -> Iterator[Detection]:
+    yield from outcome.verdict.detections
+    if outcome.result is not None:
+        yield from outcome.result.detections
+
+
+def _cache_aad(stat: StatKey) -> bytes:
+    """Binds a sealed cache value to its file version: moved to another row, it does not open."""
+    return (
+        f"verdict_cache.value:{stat.device}:{stat.inode}:{stat.size}:{stat.mtime_ns}:{stat.ctime_ns}".encode()
+    )
 
 
 def _error_outcome(request: ScanRequest, reason: str) -> Outcome:
@@ -317,15 +354,6 @@ class _CacheEntry(msgspec.Struct, array_like=True):
 
 _CACHE_ENCODER = msgspec.msgpack.Encoder()
 _CACHE_DECODER = msgspec.msgpack.Decoder(_CacheEntry)
-
-
-def _cache_value(outcome: Outcome) -> bytes:
-    return _CACHE_ENCODER.encode(_CacheEntry(outcome.verdict, outcome.result, outcome.classification))
-
-
-def _from_cache(request: ScanRequest, cached: bytes) -> Outcome:
-    entry = _CACHE_DECODER.decode(cached)
-    return Outcome(request, entry.verdict, entry.result, entry.classification, None, 0.0, cached=True)
 
 
 def _log_outcome(outcome: Outcome) -> None:

@@ -3,21 +3,30 @@
 The compiled rules travel to worker processes as bytes (``yara_x.Rules.serialize_into``), so each
 worker makes its own ``Scanner`` on its own thread. Every file goes into its own namespace, so two
 files may reuse a rule name. Compile errors name the file, line and column.
+
+Compiling a thousand rules and parsing ten thousand hash signatures takes longer than a scan of an
+unchanged tree, so the result can be kept in a cache directory, one file per rules version (the
+digest of every source and of the engine version). A cached file carries the SHA-256 of its body;
+one that is damaged or of another format is ignored and rebuilt.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.metadata
 import io
 import os
 import re
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import msgspec
+import structlog
 import yara_x
 
-from agent.engine.hashlists import HashDb, parse_hash_bytes
+from agent.engine.hashlists import HashDb, HashEntry, parse_hash_bytes
 from agent.errors import RulesError
 
 __all__ = ["ENGINE_VERSION", "RuleSet", "load_rules"]
@@ -35,6 +44,10 @@ _YARA_SUFFIXES = (".yar", ".yara")
 _HASH_SUFFIXES = (".hsb", ".hdb")
 GLOBALS = {"member_name": ""}
 _RULE_DECL = re.compile(r"^\s*(?:(?:private|global)\s+)*rule\s+\w+", re.MULTILINE)
+_CACHE_FORMAT = b"endpoint-agent compiled rules 1\n"
+_CACHE_KEEP = 3  # compiled versions kept: the one in force and the last few (a rollback is quick)
+
+log = structlog.get_logger("endpoint-agent")
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,8 +72,12 @@ class RuleSet:
         return yara_x.Scanner(rules)
 
 
-def load_rules(rules_dir: Path) -> RuleSet:
-    """Compile every ``*.yar`` and load every ``*.hsb``/``*.hdb`` under ``rules_dir`` (recursively)."""
+def load_rules(rules_dir: Path, cache_dir: Path | None = None) -> RuleSet:
+    """Compile every ``*.yar`` and load every ``*.hsb``/``*.hdb`` under ``rules_dir`` (recursively).
+
+    With ``cache_dir``, rules compiled before from the very same files are taken from there, and
+    freshly compiled ones are kept there.
+    """
     if not rules_dir.is_dir():
         raise RulesError(f"rules directory not found: {rules_dir}")
     yar_files, hash_files = _collect(rules_dir)
@@ -69,11 +86,90 @@ def load_rules(rules_dir: Path) -> RuleSet:
     sources = {_rel(p, rules_dir): _read(p, rules_dir) for p in yar_files}
     hash_data = {_rel(p, rules_dir): _read_bytes(p, rules_dir) for p in hash_files}
     version = _version(sources, hash_data)
+    cached = _from_cache(cache_dir, version) if cache_dir is not None else None
+    if cached is not None:
+        return cached
     hashes = HashDb()
     for origin, data in hash_data.items():
         parse_hash_bytes(data, Path(origin).suffix, hashes, origin)
     count = sum(len(_RULE_DECL.findall(text)) for text in sources.values())
-    return RuleSet(version=version, yara=_compile(sources), hashes=hashes, yara_rules=count)
+    ruleset = RuleSet(version=version, yara=_compile(sources), hashes=hashes, yara_rules=count)
+    if cache_dir is not None:
+        _to_cache(cache_dir, ruleset)
+    return ruleset
+
+
+class _Compiled(msgspec.Struct, array_like=True, forbid_unknown_fields=True):
+    """A compiled rule set as kept in the cache directory."""
+
+    version: str
+    yara: bytes
+    yara_rules: int
+    hashes: list[tuple[str, str, str, int | None]]  # algo, digest, name, size
+
+
+def _cache_file(cache_dir: Path, version: str) -> Path:
+    return cache_dir / f"rules-{version}.bin"
+
+
+def _from_cache(cache_dir: Path, version: str) -> RuleSet | None:
+    """The rule set compiled earlier for ``version``, or None when there is none or it is damaged."""
+    try:
+        blob = _cache_file(cache_dir, version).read_bytes()
+    except OSError:
+        return None
+    body_at = len(_CACHE_FORMAT) + 32  # format line, SHA-256 of the body, body
+    head, digest, body = blob[: len(_CACHE_FORMAT)], blob[len(_CACHE_FORMAT) : body_at], blob[body_at:]
+    if head != _CACHE_FORMAT or hashlib.sha256(body).digest() != digest:
+        log.warning("rules_cache_ignored", reason="damaged")
+        return None
+    try:
+        compiled = msgspec.msgpack.decode(body, type=_Compiled)
+    except msgspec.DecodeError:
+        log.warning("rules_cache_ignored", reason="unreadable")
+        return None
+    if compiled.version != version:
+        return None
+    hashes = HashDb()
+    for algo, hexdigest, name, size in compiled.hashes:
+        if algo not in hashes.by_algo:
+            log.warning("rules_cache_ignored", reason="unreadable")
+            return None
+        hashes.add(algo, hexdigest, HashEntry(name=name, size=size))
+    return RuleSet(version=version, yara=compiled.yara, hashes=hashes, yara_rules=compiled.yara_rules)
+
+
+def _to_cache(cache_dir: Path, rules: RuleSet) -> None:
+    """Keep ``rules`` for the next start (best effort: a read-only state dir only costs time)."""
+    entries = [
+        (algo, digest, entry.name, entry.size)
+        for algo, table in rules.hashes.by_algo.items()
+        for digest, found in table.items()
+        for entry in found
+    ]
+    body = msgspec.msgpack.encode(_Compiled(rules.version, rules.yara, rules.yara_rules, entries))
+    target = _cache_file(cache_dir, rules.version)
+    try:
+        cache_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=cache_dir, prefix=".rules-")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(_CACHE_FORMAT + hashlib.sha256(body).digest() + body)
+            Path(tmp).replace(target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        _prune(cache_dir, keep=target)
+    except OSError as exc:
+        log.warning("rules_cache_not_written", reason=exc.strerror or type(exc).__name__)
+
+
+def _prune(cache_dir: Path, keep: Path) -> None:
+    """Remove all but the newest few compiled versions (and always keep ``keep``)."""
+    found = sorted(cache_dir.glob("rules-*.bin"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in [p for p in found if p != keep][_CACHE_KEEP - 1 :]:
+        with contextlib.suppress(OSError):
+            old.unlink()
 
 
 def _collect(rules_dir: Path) -> tuple[list[Path], list[Path]]:

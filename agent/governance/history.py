@@ -108,12 +108,13 @@ class History:
         self._key, self.enabled = key, enabled
 
     @classmethod
-    def open(cls, config: Config) -> Self:
+    def open(cls, config: Config, key: DataKey | None = None) -> Self:
         """The history of the install at ``config.state_dir``; disabled when ``history_days`` is 0."""
         from agent.governance.retention import Retention  # noqa: PLC0415 - retention imports this module
 
         enabled = Retention.from_config(config).history_days > 0
-        return cls(config.state_dir / "agent.db", DataKey.load_or_create(config.state_dir), enabled=enabled)
+        key = key or DataKey.load_or_create(config.state_dir)
+        return cls(config.state_dir / "agent.db", key, enabled=enabled)
 
     def close(self) -> None:
         """Close the connection."""

@@ -42,6 +42,7 @@ from agent import __version__
 from agent.engine import RuleSet
 from agent.errors import ConfigError
 from agent.updates.bundle import VerifiedBundle, read_bundle
+from agent.updates.current import installed_rules_dir, read_link, rules_root
 from agent.updates.keys import pinned_keys
 from agent.updates.manifest import (
     MANIFEST_NAME,
@@ -92,20 +93,6 @@ class Status:
     withdrawn: tuple[int, ...]
     created: str | None
     files: int
-
-
-def rules_root(state_dir: Path) -> Path:
-    """Where installed versions live."""
-    return state_dir / "rules"
-
-
-def installed_rules_dir(state_dir: Path) -> Path | None:
-    """The directory of the installed rules in force, or None when none is installed."""
-    root = rules_root(state_dir)
-    name = _link(root, "current")
-    if name is None or not (root / name).is_dir():
-        return None
-    return root / name
 
 
 def update(
@@ -163,7 +150,7 @@ def _install(root: Path, bundle: VerifiedBundle) -> Installed:
             "not_newer", f"version {version} is not above {highest}, the highest installed (rollback refused)"
         )
     rules = _stage(root, bundle)
-    previous = _link(root, "current")
+    previous = read_link(root, "current")
     if previous is not None:
         _point(root, "previous", previous)
     _point(root, "current", str(version))
@@ -204,10 +191,10 @@ def rollback(state_dir: Path) -> RolledBack:
     if not root.is_dir():
         raise BundleError("no_previous", "no installed rules to roll back")
     with _locked(root):
-        current = _link(root, "current")
+        current = read_link(root, "current")
         if current is None:
             raise BundleError("no_previous", "no installed rules to roll back")
-        previous = _link(root, "previous")
+        previous = read_link(root, "previous")
         if previous is not None:
             check_tree(root / previous)
         state = _State.load(root)
@@ -228,7 +215,7 @@ def status(state_dir: Path) -> Status:
     """The installed, previous and highest versions, and the current manifest's creation time."""
     root = rules_root(state_dir)
     state = _State.load(root)
-    current, previous = _link(root, "current"), _link(root, "previous")
+    current, previous = read_link(root, "current"), read_link(root, "previous")
     manifest = _installed_manifest(root / current) if current else None
     return Status(
         current=int(current) if current else None,
@@ -248,14 +235,6 @@ def _installed_manifest(directory: Path) -> Manifest | None:
 
 
 # ---------------------------------------------------------------------- links, state, lock
-def _link(root: Path, name: str) -> str | None:
-    try:
-        target = (root / name).readlink().as_posix()
-    except OSError:
-        return None
-    return target if target.isdigit() else None
-
-
 def _point(root: Path, name: str, target: str) -> None:
     tmp = root / f".{name}.{secrets.token_hex(6)}"
     tmp.symlink_to(target)
@@ -267,7 +246,7 @@ def _point(root: Path, name: str, target: str) -> None:
 
 
 def _highest(root: Path, state: _State) -> int:
-    linked = [int(v) for v in (_link(root, "current"), _link(root, "previous")) if v]
+    linked = [int(v) for v in (read_link(root, "current"), read_link(root, "previous")) if v]
     return max([*linked, state.highest])
 
 

@@ -22,8 +22,9 @@ import structlog
 
 from agent import __version__
 from agent.errors import AgentError, UpstreamUnavailable
+from agent.updates.current import rules_root
 from agent.updates.fetch import fetch_latest
-from agent.updates.install import Installed, rules_root, update
+from agent.updates.install import Installed, update
 from agent.updates.manifest import BundleError
 from agent.updates.settings import UpdateSettings
 from agent.upstream import UpstreamClient

@@ -159,12 +159,25 @@ def test_second_scan_uses_the_cache(tree, scanned):
     assert proc.returncode == 1
     again = {os.path.relpath(o["path"], tree): o for o in objects}
     assert {k: v["verdict"] for k, v in again.items()} == {k: v["verdict"] for k, v in first.items()}
-    # Errors, and detections inside archives (they name a member), are scanned again; the rest is cached.
-    rescanned = [
-        k for k, v in first.items() if v["verdict"] == "error" or any("member" in d for d in v["detections"])
-    ]
-    assert set(rescanned) == {"broken.zip", "deep.zip", "too-deep.zip", "bomb.zip", "report.docm"}
+    # Errors are scanned again; the rest is cached, detections inside archives with their member names.
+    rescanned = [k for k, v in first.items() if v["verdict"] == "error"]
+    assert rescanned == ["broken.zip"]
     assert summary["cached"] == len(again) - len(rescanned)
+    in_members = {k for k, v in first.items() if any(d.get("member") for d in v["detections"])}
+    assert in_members >= {"deep.zip", "too-deep.zip", "bomb.zip", "report.docm"}
+    for name in in_members:
+        assert again[name]["detections"] == first[name]["detections"], name
+
+
+def test_cached_member_names_are_sealed(tree, scanned):
+    """A cached detection inside an archive keeps its member name only sealed with the data key."""
+    _, first, _, home = scanned
+    members = {d["member"] for v in first.values() for d in v["detections"] if d.get("member")}
+    assert members
+    stored = b"".join(p.read_bytes() for p in home.glob("agent.db*"))
+    for member in members:
+        for part in member.split("/"):
+            assert part.encode() not in stored, part
 
 
 def test_clean_tree_exits_zero(tmp_path):
@@ -259,3 +272,18 @@ def test_scan_time_limit_gives_unscanned(tmp_path):
     assert objects[0]["verdict"] == "unscanned"
     assert [d["name"] for d in objects[0]["detections"]] == ["Limits.Exceeded.MaxScanTime"]
     assert proc.returncode == 2
+
+
+def test_shredded_data_key_makes_sealed_entries_scan_again(tree, tmp_path):
+    """Without the data key a sealed cache entry does not open: the archive is scanned again, same verdict."""
+    home = tmp_path / "home"
+    first, _ = json_lines(run_cli("scan", "--json", str(tree), home=home).stdout)
+    (home / "data.key").unlink()  # what forget does, short of overwriting it first
+    proc = run_cli("scan", "--json", str(tree), home=home)
+    again, summary = json_lines(proc.stdout)
+    in_members = [o for o in first if any(d.get("member") for d in o["detections"])]
+    errors = [o for o in first if o["verdict"] == "error"]
+    assert summary["cached"] == len(first) - len(in_members) - len(errors)
+    assert sorted((o["path"], o["verdict"]) for o in again) == sorted(
+        (o["path"], o["verdict"]) for o in first
+    )
