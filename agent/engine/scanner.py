@@ -152,15 +152,20 @@ class Engine:
         self._set_member(member or "")
         self._scanner.set_timeout(max(1, math.ceil(budget.remaining())))
         try:
-            if fd_path is not None:
-                results = self._scanner.scan_file(fd_path)
-            else:
+            if fd_path is None:
                 results = self._scanner.scan(data if isinstance(data, bytes) else data[:])
+            else:
+                results = self._scanner.scan_file(fd_path)
+            found = [_detection(rule, member) for rule in results.matching_rules]
+            if fd_path is not None:
+                # The scanner keeps the file it scanned mapped until its next scan: let go of it now,
+                # or an idle worker holds tens of megabytes of page cache as its own memory.
+                self._scanner.scan(b"")
         except yara_x.TimeoutError as exc:
             raise ScanTimeout from exc
         except yara_x.ScanError as exc:
             raise ScanError("rule engine failed on this object") from exc
-        return [_detection(rule, member) for rule in results.matching_rules]
+        return found
 
     def _set_member(self, value: str) -> None:
         if value != self._member_global:

@@ -161,6 +161,28 @@ def test_large_file_is_mapped_and_hashed_in_one_pass(rules, tmp_path):
     assert result.size == len(data)
 
 
+def _rss_file_kib() -> int:
+    with open("/proc/self/status") as fh:
+        return next(int(line.split()[1]) for line in fh if line.startswith("RssFile:"))
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs /proc")
+def test_large_file_is_not_held_mapped_after_its_scan(rules, tmp_path):
+    """Once a large file is scanned, its pages are no longer mapped into the worker (it may idle for hours)."""
+    path = tmp_path / "big.bin"
+    size = MMAP_THRESHOLD + 16 * 1024 * 1024
+    path.write_bytes(os.urandom(size))
+    engine = _engine(rules)
+    engine.scan_bytes(b"warm up", "small", lambda *a: None)
+    before = _rss_file_kib()
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        engine.scan_fd(fd, size, "big.bin", lambda *a: None)
+    finally:
+        os.close(fd)
+    assert _rss_file_kib() - before < size // 1024 // 4
+
+
 def test_md5_hash_list_matches_by_size(tmp_path):
     """An .hdb md5 entry fires only for the listed size."""
     (tmp_path / "x.hdb").write_text(f"{hashlib.md5(b'payload').hexdigest()}:7:Test.Md5\n")
