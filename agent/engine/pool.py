@@ -77,6 +77,7 @@ class _Worker(Generic[Req]):
     conn: multiprocessing.connection.Connection
     slot: _Slot  # [index of the item being scanned, its start on CLOCK_MONOTONIC]
     inflight: deque[tuple[int, Req]] = field(default_factory=deque)
+    rss_checked: float = 0.0  # CLOCK_MONOTONIC of the last look at its memory
 
     def current(self) -> tuple[int, float] | None:
         """The index and start time of the item this worker is on, if it is one we await."""
@@ -289,8 +290,16 @@ class WorkerPool(Generic[Req, Res]):
                 yield from self._receive(w, pending)
             elif (current := w.current()) is not None and time.monotonic() > current[1] + self._timeout:
                 yield from self._replace(w, pending, Failure("timeout", "scan time limit exceeded"))
-            elif self._max_rss and current is not None and _rss(w.proc) > self._max_rss:
+            elif current is not None and self._rss_due(w) and _rss(w.proc) > self._max_rss:
                 yield from self._recycle(w, pending, current[0])
+
+    def _rss_due(self, w: _Worker[Req]) -> bool:
+        """Whether to read ``w``'s memory now: with a ceiling set, every ``_RSS_CHECK`` seconds."""
+        now = time.monotonic()
+        if not self._max_rss or now - w.rss_checked < _RSS_CHECK:
+            return False
+        w.rss_checked = now
+        return True
 
     def _recycle(
         self, w: _Worker[Req], pending: deque[tuple[int, Req]], index: int

@@ -27,6 +27,7 @@ SQLite trigger on the consent ledger), so none is sent after ``consent withdraw`
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import random
 import sqlite3
 import threading
@@ -77,6 +78,7 @@ KIND = "analytics_report"
 WINDOW_DAYS = 7  # days of counters kept and reportable
 _MICRO = 1_000_000
 _FLUSH_EVERY = 1_000
+_DAY_SECONDS = 86_400
 _DAY = 86_400
 _SETTLE = 2 * 3_600  # a day is reported once it has been over this long: late counts reach it first
 ANALYTICS_PATH = "/v1/analytics"
@@ -125,7 +127,13 @@ class SendResult:
 
 
 def _utc_day(when: float) -> str:
-    return dt.datetime.fromtimestamp(when, dt.UTC).strftime("%Y-%m-%d")
+    return _day_label(int(when // _DAY_SECONDS))
+
+
+@functools.lru_cache(maxsize=8)
+def _day_label(index: int) -> str:
+    """The ``YYYY-MM-DD`` of UTC day ``index`` since the epoch (every one of them is 86,400 s long)."""
+    return dt.datetime.fromtimestamp(index * _DAY_SECONDS, dt.UTC).strftime("%Y-%m-%d")
 
 
 class Analytics:
@@ -148,6 +156,7 @@ class Analytics:
         self._cost = round(EPSILON * _MICRO)
         self._lock = threading.RLock()
         self._buffer: Counter[tuple[str, str]] = Counter()
+        self._buffered = 0  # increments in the buffer
         self.ensure_trigger()
         self.purge_expired()
 
@@ -194,14 +203,17 @@ class Analytics:
                     rows,
                 )
             self._buffer.clear()
+            self._buffered = 0
 
     def _add(self, names: list[str]) -> None:
         if not names:
             return
         day = _utc_day(self._clock())
         with self._lock:
-            self._buffer.update((day, name) for name in names if name in CAPS)
-            if self._buffer.total() >= _FLUSH_EVERY:
+            counted = [(day, name) for name in names if name in CAPS]
+            self._buffer.update(counted)
+            self._buffered += len(counted)
+            if self._buffered >= _FLUSH_EVERY:
                 self.flush()
 
     # ------------------------------------------------------------------ reading
