@@ -28,7 +28,6 @@ __all__ = ["count_emails", "count_phones"]
 
 # ---------------------------------------------------------------- e-mail
 _LOCAL_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._%+-")
-_LOCAL = re.compile(r"[A-Za-z0-9._%+-]{1,64}\Z")
 _DOMAIN = re.compile(
     r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.){1,8}([A-Za-z]{2,24})(?![A-Za-z0-9-]|\.[A-Za-z0-9])"
 )
@@ -57,13 +56,16 @@ def count_emails(view: TextView, limit: int = MAX_FINDINGS) -> int:
 
 def _is_email(text: str, at: int) -> bool:
     """Return whether the ``@`` at ``at`` joins a mailbox local part and a mail domain."""
-    local = _LOCAL.search(text, max(0, at - 64), at)
+    start, floor = at, max(0, at - 64)
+    while start > floor and text[start - 1] in _LOCAL_CHARS:  # the local part: up to 64 characters back
+        start -= 1
     domain = _DOMAIN.match(text, at + 1)
-    if local is None or domain is None or domain.group(1).lower() in _FILE_TLDS:
+    if start == at or domain is None or domain.group(1).lower() in _FILE_TLDS:
         return False
-    name = local.group().lstrip(".")
+    name = text[start:at].lstrip(".")
     after = text[domain.end() : domain.end() + 2]
-    if _ID_KEY.search(text, max(0, local.start() - 24), local.start()):
+    key = text[max(0, start - 24) : start]
+    if ("=" in key or ":" in key) and _ID_KEY.search(text, max(0, start - 24), start):
         return False
     # ``git@github.com:org/repo`` is an scp-style location, not a mailbox.
     return bool(name) and not name.endswith(".") and not (after[:1] == ":" and after[1:].strip())
