@@ -5,10 +5,9 @@ by a frozen (PyInstaller) binary goes straight to its worker code without loadin
 """
 
 import multiprocessing
-import sys
 
 if __name__ == "__main__":
     multiprocessing.freeze_support()
-    from agent.cli import main
+    from agent.cli import run
 
-    sys.exit(main())
+    run()

@@ -13,12 +13,13 @@ import json
 import os
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, NoReturn
 
 from agent import __version__, config
 from agent.errors import AgentError, ConfigError
@@ -159,6 +160,24 @@ def _command_of(argv: Sequence[str]) -> str | None:
         elif not word.startswith("-"):
             return word
     return None
+
+
+def run() -> NoReturn:
+    """The console entry point: :func:`main`, then leave without tearing the interpreter down.
+
+    By the time :func:`main` returns, everything it opened is closed (stores, workers, sockets, the
+    stdin spool). What normal interpreter shutdown adds is freeing every module and object one by
+    one: about 50 ms that a user waits for on every command, a fifth of a cached scan. So the output
+    is flushed and the process ends at once, unless another thread is still alive: then the normal
+    exit runs and waits for it.
+    """
+    code = main()
+    with suppress(BrokenPipeError):  # the reader went away: nothing more to deliver
+        sys.stdout.flush()
+        sys.stderr.flush()
+    if threading.active_count() == 1:
+        os._exit(code)
+    sys.exit(code)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

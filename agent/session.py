@@ -297,7 +297,10 @@ class ScanSession:
                 cached = self._key.open(cached[len(_SEALED) :], _cache_aad(request.stat))
             except UnsealError:  # the data key was shredded (forget) or replaced
                 return None
-        entry = _CACHE_DECODER.decode(cached)
+        try:
+            entry = _CACHE_DECODER.decode(cached)
+        except msgspec.DecodeError:  # a damaged row costs a scan, never a verdict
+            return None
         return Outcome(request, entry.verdict, entry.result, entry.classification, None, 0.0, cached=True)
 
     def _flush(self) -> None:

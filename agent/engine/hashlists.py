@@ -10,6 +10,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import msgspec
+
 from agent.errors import RulesError
 
 __all__ = ["HashDb", "HashEntry", "parse_hash_bytes", "parse_hash_list"]
@@ -20,8 +22,7 @@ _ALGOS = {32: "md5", 40: "sha1", 64: "sha256"}
 _ALLOWED = {".hdb": ("md5",), ".hsb": ("sha1", "sha256")}
 
 
-@dataclass(frozen=True, slots=True)
-class HashEntry:
+class HashEntry(msgspec.Struct, frozen=True, array_like=True):
     """One hash signature: the detection name and the exact size it applies to (None for any)."""
 
     name: str

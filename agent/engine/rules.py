@@ -100,12 +100,13 @@ def load_rules(rules_dir: Path, cache_dir: Path | None = None) -> RuleSet:
 
 
 class _Compiled(msgspec.Struct, array_like=True, forbid_unknown_fields=True):
-    """A compiled rule set as kept in the cache directory."""
+    """A compiled rule set as kept in the cache directory (the hash tables as :class:`HashDb` holds them)."""
 
     version: str
     yara: bytes
     yara_rules: int
-    hashes: list[tuple[str, str, str, int | None]]  # algo, digest, name, size
+    by_algo: dict[str, dict[str, list[HashEntry]]]
+    sizes: dict[str, set[int | None]]
 
 
 def _cache_file(cache_dir: Path, version: str) -> Path:
@@ -130,24 +131,19 @@ def _from_cache(cache_dir: Path, version: str) -> RuleSet | None:
         return None
     if compiled.version != version:
         return None
-    hashes = HashDb()
-    for algo, hexdigest, name, size in compiled.hashes:
-        if algo not in hashes.by_algo:
-            log.warning("rules_cache_ignored", reason="unreadable")
-            return None
-        hashes.add(algo, hexdigest, HashEntry(name=name, size=size))
+    hashes = HashDb(by_algo=compiled.by_algo, sizes=compiled.sizes)
+    if hashes.by_algo.keys() != HashDb().by_algo.keys() or hashes.sizes.keys() != HashDb().sizes.keys():
+        log.warning("rules_cache_ignored", reason="unreadable")
+        return None
     return RuleSet(version=version, yara=compiled.yara, hashes=hashes, yara_rules=compiled.yara_rules)
 
 
 def _to_cache(cache_dir: Path, rules: RuleSet) -> None:
     """Keep ``rules`` for the next start (best effort: a read-only state dir only costs time)."""
-    entries = [
-        (algo, digest, entry.name, entry.size)
-        for algo, table in rules.hashes.by_algo.items()
-        for digest, found in table.items()
-        for entry in found
-    ]
-    body = msgspec.msgpack.encode(_Compiled(rules.version, rules.yara, rules.yara_rules, entries))
+    hashes = rules.hashes
+    body = msgspec.msgpack.encode(
+        _Compiled(rules.version, rules.yara, rules.yara_rules, hashes.by_algo, hashes.sizes)
+    )
     target = _cache_file(cache_dir, rules.version)
     try:
         cache_dir.mkdir(mode=0o700, parents=True, exist_ok=True)

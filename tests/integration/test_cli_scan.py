@@ -287,3 +287,19 @@ def test_shredded_data_key_makes_sealed_entries_scan_again(tree, tmp_path):
     assert sorted((o["path"], o["verdict"]) for o in again) == sorted(
         (o["path"], o["verdict"]) for o in first
     )
+
+
+@pytest.mark.parametrize("garbage", [b"", b"\x93\x01", b"\x00sealed:" + b"\x01" * 40, bytes(range(256))])
+def test_damaged_cache_rows_are_scanned_again(tree, tmp_path, garbage):
+    """A cache row that does not decode (or unseal) costs a scan, never a wrong or missing verdict."""
+    home = tmp_path / "home"
+    first, _ = json_lines(run_cli("scan", "--json", str(tree), home=home).stdout)
+    with sqlite3.connect(home / "agent.db") as conn:
+        conn.execute("UPDATE verdict_cache SET value = ?", (garbage,))
+    proc = run_cli("scan", "--json", str(tree), home=home)
+    again, summary = json_lines(proc.stdout)
+    assert proc.returncode == 1, proc.stderr.decode()
+    assert summary["cached"] == 0
+    assert sorted((o["path"], o["verdict"]) for o in again) == sorted(
+        (o["path"], o["verdict"]) for o in first
+    )
