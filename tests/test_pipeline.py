@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import threading
 from dataclasses import replace
 
@@ -142,3 +144,13 @@ def test_a_stream_with_a_detection_is_classified_in_full_and_keeps_its_hash_home
     out = run_item(ScanRequest(path="stream", data=mixed), engine=engine, ctx=ctx)
     assert out.classification.personal_data  # the detectors ran on the second pass
     assert out.record is not None and out.record.sha256 is None
+
+
+def test_a_worker_imports_neither_the_logger_nor_the_terminal_ui():
+    """A scan worker loads the pipeline only: structlog, rich and asyncio would cost each worker ~6 MiB."""
+    probe = (
+        "import sys, agent.worker, agent.pipeline\n"
+        "print(sorted(m for m in ('structlog', 'rich', 'asyncio', 'httpx') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout

@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import msgspec
-import structlog
 import yara_x
 
 from agent.engine.hashlists import HashDb, HashEntry, parse_hash_bytes
@@ -46,8 +45,6 @@ GLOBALS = {"member_name": ""}
 _RULE_DECL = re.compile(r"^\s*(?:(?:private|global)\s+)*rule\s+\w+", re.MULTILINE)
 _CACHE_FORMAT = b"endpoint-agent compiled rules 1\n"
 _CACHE_KEEP = 3  # compiled versions kept: the one in force and the last few (a rollback is quick)
-
-log = structlog.get_logger("endpoint-agent")
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,18 +119,18 @@ def _from_cache(cache_dir: Path, version: str) -> RuleSet | None:
     body_at = len(_CACHE_FORMAT) + 32  # format line, SHA-256 of the body, body
     head, digest, body = blob[: len(_CACHE_FORMAT)], blob[len(_CACHE_FORMAT) : body_at], blob[body_at:]
     if head != _CACHE_FORMAT or hashlib.sha256(body).digest() != digest:
-        log.warning("rules_cache_ignored", reason="damaged")
+        _warn("rules_cache_ignored", reason="damaged")
         return None
     try:
         compiled = msgspec.msgpack.decode(body, type=_Compiled)
     except msgspec.DecodeError:
-        log.warning("rules_cache_ignored", reason="unreadable")
+        _warn("rules_cache_ignored", reason="unreadable")
         return None
     if compiled.version != version:
         return None
     hashes = HashDb(by_algo=compiled.by_algo, sizes=compiled.sizes)
     if hashes.by_algo.keys() != HashDb().by_algo.keys() or hashes.sizes.keys() != HashDb().sizes.keys():
-        log.warning("rules_cache_ignored", reason="unreadable")
+        _warn("rules_cache_ignored", reason="unreadable")
         return None
     return RuleSet(version=version, yara=compiled.yara, hashes=hashes, yara_rules=compiled.yara_rules)
 
@@ -157,7 +154,14 @@ def _to_cache(cache_dir: Path, rules: RuleSet) -> None:
             raise
         _prune(cache_dir, keep=target)
     except OSError as exc:
-        log.warning("rules_cache_not_written", reason=exc.strerror or type(exc).__name__)
+        _warn("rules_cache_not_written", reason=exc.strerror or type(exc).__name__)
+
+
+def _warn(event: str, **fields: object) -> None:
+    """Log a warning; structlog (and rich under it) is imported here because workers import this module."""
+    import structlog  # noqa: PLC0415 - only the parent loads rules, and so only it ever logs here
+
+    structlog.get_logger("endpoint-agent").warning(event, **fields)
 
 
 def _prune(cache_dir: Path, keep: Path) -> None:
