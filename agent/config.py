@@ -198,11 +198,6 @@ class Config:
         return installed_rules_dir(self.state_dir) or bundled_rules_dir()
 
     @property
-    def compiled_rules_dir(self) -> Path:
-        """Where compiled rule sets are kept between starts (see :func:`agent.engine.load_rules`)."""
-        return self.state_dir / "compiled"
-
-    @property
     def policy_path(self) -> Path:
         """The minimization policy: configured, else the one beside the rules in force, else bundled."""
         if self.privacy.policy_file:

@@ -43,6 +43,7 @@ from agent.minimize import period_label
 from agent.model import Outcome, ScanRequest
 from agent.notify import Notifier
 from agent.outbox import Store
+from agent.session import rules_cache
 from agent.sources.sweep import Sweeper, SweepSettings
 from agent.throttle import CpuBudget, lower_priority, on_battery, system_busy
 
@@ -93,7 +94,7 @@ class Service:
         """Run until SIGTERM or SIGINT; return the exit status."""
         self._install_signals()
         lower_priority(self.config.service.nice)
-        rules = load_rules(self.config.rules_dir, self.config.compiled_rules_dir)
+        rules = load_rules(self.config.rules_dir, rules_cache(self.config))
         reputation = self._upstream()
         self.dispatcher = Dispatcher(self.config, rules, reputation)
         self.dispatcher.start()
@@ -319,7 +320,7 @@ class Service:
         assert self.dispatcher is not None  # noqa: S101 - only called while running
         try:
             fresh = config.load(self._config_file)
-            rules = load_rules(fresh.rules_dir, fresh.compiled_rules_dir)
+            rules = load_rules(fresh.rules_dir, rules_cache(fresh))
         except AgentError as exc:
             log.error("rules_reload_failed", reason=str(exc), kept=self.dispatcher.rules.version)  # noqa: TRY400 - the reason is the message; no traceback needed
             return False

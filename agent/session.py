@@ -23,7 +23,16 @@ import structlog
 
 from agent import logs
 from agent.config import Config
-from agent.engine import ENGINE_VERSION, IDLE, Failure, RuleSet, WorkerPool, limit_detection, load_rules
+from agent.engine import (
+    ENGINE_VERSION,
+    IDLE,
+    Failure,
+    RulesCache,
+    RuleSet,
+    WorkerPool,
+    limit_detection,
+    load_rules,
+)
 from agent.governance import EgressGate, History, HistoryRow, Quarantine, QuarantineAction, worth_keeping
 from agent.governance.analytics import Analytics
 from agent.governance.vault import DataKey, UnsealError
@@ -44,7 +53,7 @@ from agent.outbox import Store
 from agent.sources import WalkError
 from agent.worker import WorkerContext, setup
 
-__all__ = ["ScanSession", "SessionOptions"]
+__all__ = ["ScanSession", "SessionOptions", "rules_cache"]
 
 _CACHE_FORMAT = "v3"  # bump when the cached value's shape changes
 _SEALED = b"\x00sealed:"  # never starts a msgpack array: marks a value sealed with the data key
@@ -86,10 +95,10 @@ class ScanSession:
         self.config = config
         self.scan_id = uuid.uuid4().hex[:12]
         self.policy = Policy.load(config.policy_path)
-        self.rules: RuleSet = opts.rules or load_rules(
-            opts.rules_dir or config.rules_dir, config.compiled_rules_dir
-        )
         secret = MasterSecret.load_or_create(config.state_dir)
+        self.rules: RuleSet = opts.rules or load_rules(
+            opts.rules_dir or config.rules_dir, rules_cache(config)
+        )
         self.identity = Identity(
             pseudonym=secret.pseudonym(
                 "verdicts", period_label(dt.datetime.now(dt.UTC), config.privacy.pseudonym_period)
@@ -310,6 +319,12 @@ class ScanSession:
             self.store.persist(self._pending.verdicts, self._gate.filter(self._pending.records))
             self._history.record(self._pending.history)
             self._pending = _Pending()
+
+
+def rules_cache(config: Config) -> RulesCache:
+    """Where this install keeps compiled rules, with the key (from the master secret) that signs them."""
+    secret = MasterSecret.load_or_create(config.state_dir)
+    return RulesCache(config.state_dir / "compiled", secret.key("compiled-rules"))
 
 
 def _request_size(request: ScanRequest) -> int:

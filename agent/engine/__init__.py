@@ -4,7 +4,7 @@ from agent.engine.archives import Budget, archive_format
 from agent.engine.hashlists import HashDb, parse_hash_list
 from agent.engine.limits import DEFAULT_LIMITS, LIMIT_NAMES, ScanLimits
 from agent.engine.pool import IDLE, Failure, WorkerPool
-from agent.engine.rules import ENGINE_VERSION, RuleSet, load_rules
+from agent.engine.rules import ENGINE_VERSION, RulesCache, RuleSet, load_rules
 from agent.engine.scanner import Engine, limit_detection
 from agent.errors import LimitExceeded
 
@@ -19,6 +19,7 @@ __all__ = [
     "HashDb",
     "LimitExceeded",
     "RuleSet",
+    "RulesCache",
     "ScanLimits",
     "WorkerPool",
     "archive_format",

@@ -5,15 +5,17 @@ worker makes its own ``Scanner`` on its own thread. Every file goes into its own
 files may reuse a rule name. Compile errors name the file, line and column.
 
 Compiling a thousand rules and parsing ten thousand hash signatures takes longer than a scan of an
-unchanged tree, so the result can be kept in a cache directory, one file per rules version (the
-digest of every source and of the engine version). A cached file carries the SHA-256 of its body;
-one that is damaged or of another format is ignored and rebuilt.
+unchanged tree, so the result can be kept in a cache directory (:class:`RulesCache`), one file per
+rules version (the digest of every source and of the engine version). Compiled YARA-X rules hold
+native code, so a cached file carries an HMAC-SHA256 of its body under a key only this install
+has: one that is damaged, of another format or written by anyone else is ignored and rebuilt.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import hmac
 import importlib.metadata
 import io
 import os
@@ -28,7 +30,7 @@ import yara_x
 from agent.engine.hashlists import HashDb, HashEntry, parse_hash_bytes
 from agent.errors import RulesError
 
-__all__ = ["ENGINE_VERSION", "RuleSet", "load_rules"]
+__all__ = ["ENGINE_VERSION", "RuleSet", "RulesCache", "load_rules"]
 
 
 def _yara_x_version() -> str:
@@ -43,7 +45,7 @@ _YARA_SUFFIXES = (".yar", ".yara")
 _HASH_SUFFIXES = (".hsb", ".hdb")
 GLOBALS = {"member_name": ""}
 _RULE_DECL = re.compile(r"^\s*(?:(?:private|global)\s+)*rule\s+\w+", re.MULTILINE)
-_CACHE_FORMAT = b"endpoint-agent compiled rules 1\n"
+_CACHE_FORMAT = b"endpoint-agent compiled rules 2\n"
 _CACHE_KEEP = 3  # compiled versions kept: the one in force and the last few (a rollback is quick)
 
 
@@ -69,11 +71,19 @@ class RuleSet:
         return yara_x.Scanner(rules)
 
 
-def load_rules(rules_dir: Path, cache_dir: Path | None = None) -> RuleSet:
+@dataclass(frozen=True, slots=True)
+class RulesCache:
+    """Where compiled rule sets are kept between starts, and the key that authenticates them."""
+
+    directory: Path
+    key: bytes
+
+
+def load_rules(rules_dir: Path, cache: RulesCache | None = None) -> RuleSet:
     """Compile every ``*.yar`` and load every ``*.hsb``/``*.hdb`` under ``rules_dir`` (recursively).
 
-    With ``cache_dir``, rules compiled before from the very same files are taken from there, and
-    freshly compiled ones are kept there.
+    With ``cache``, rules compiled before from the very same files are taken from there, and freshly
+    compiled ones are kept there.
     """
     if not rules_dir.is_dir():
         raise RulesError(f"rules directory not found: {rules_dir}")
@@ -83,7 +93,7 @@ def load_rules(rules_dir: Path, cache_dir: Path | None = None) -> RuleSet:
     sources = {_rel(p, rules_dir): _read(p, rules_dir) for p in yar_files}
     hash_data = {_rel(p, rules_dir): _read_bytes(p, rules_dir) for p in hash_files}
     version = _version(sources, hash_data)
-    cached = _from_cache(cache_dir, version) if cache_dir is not None else None
+    cached = _from_cache(cache, version) if cache is not None else None
     if cached is not None:
         return cached
     hashes = HashDb()
@@ -91,8 +101,8 @@ def load_rules(rules_dir: Path, cache_dir: Path | None = None) -> RuleSet:
         parse_hash_bytes(data, Path(origin).suffix, hashes, origin)
     count = sum(len(_RULE_DECL.findall(text)) for text in sources.values())
     ruleset = RuleSet(version=version, yara=_compile(sources), hashes=hashes, yara_rules=count)
-    if cache_dir is not None:
-        _to_cache(cache_dir, ruleset)
+    if cache is not None:
+        _to_cache(cache, ruleset)
     return ruleset
 
 
@@ -110,16 +120,20 @@ def _cache_file(cache_dir: Path, version: str) -> Path:
     return cache_dir / f"rules-{version}.bin"
 
 
-def _from_cache(cache_dir: Path, version: str) -> RuleSet | None:
-    """The rule set compiled earlier for ``version``, or None when there is none or it is damaged."""
+def _mac(key: bytes, body: bytes) -> bytes:
+    return hmac.new(key, _CACHE_FORMAT + body, hashlib.sha256).digest()
+
+
+def _from_cache(cache: RulesCache, version: str) -> RuleSet | None:
+    """The rule set compiled earlier for ``version``; None when there is none, or not one we wrote."""
     try:
-        blob = _cache_file(cache_dir, version).read_bytes()
+        blob = _cache_file(cache.directory, version).read_bytes()
     except OSError:
         return None
-    body_at = len(_CACHE_FORMAT) + 32  # format line, SHA-256 of the body, body
-    head, digest, body = blob[: len(_CACHE_FORMAT)], blob[len(_CACHE_FORMAT) : body_at], blob[body_at:]
-    if head != _CACHE_FORMAT or hashlib.sha256(body).digest() != digest:
-        _warn("rules_cache_ignored", reason="damaged")
+    body_at = len(_CACHE_FORMAT) + 32  # format line, HMAC of format line and body, body
+    head, mac, body = blob[: len(_CACHE_FORMAT)], blob[len(_CACHE_FORMAT) : body_at], blob[body_at:]
+    if head != _CACHE_FORMAT or not hmac.compare_digest(_mac(cache.key, body), mac):
+        _warn("rules_cache_ignored", reason="damaged or not written by this install")
         return None
     try:
         compiled = msgspec.msgpack.decode(body, type=_Compiled)
@@ -135,24 +149,24 @@ def _from_cache(cache_dir: Path, version: str) -> RuleSet | None:
     return RuleSet(version=version, yara=compiled.yara, hashes=hashes, yara_rules=compiled.yara_rules)
 
 
-def _to_cache(cache_dir: Path, rules: RuleSet) -> None:
+def _to_cache(cache: RulesCache, rules: RuleSet) -> None:
     """Keep ``rules`` for the next start (best effort: a read-only state dir only costs time)."""
     hashes = rules.hashes
     body = msgspec.msgpack.encode(
         _Compiled(rules.version, rules.yara, rules.yara_rules, hashes.by_algo, hashes.sizes)
     )
-    target = _cache_file(cache_dir, rules.version)
+    target = _cache_file(cache.directory, rules.version)
     try:
-        cache_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=cache_dir, prefix=".rules-")
+        cache.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=cache.directory, prefix=".rules-")
         try:
             with os.fdopen(fd, "wb") as out:
-                out.write(_CACHE_FORMAT + hashlib.sha256(body).digest() + body)
+                out.write(_CACHE_FORMAT + _mac(cache.key, body) + body)
             Path(tmp).replace(target)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-        _prune(cache_dir, keep=target)
+        _prune(cache.directory, keep=target)
     except OSError as exc:
         _warn("rules_cache_not_written", reason=exc.strerror or type(exc).__name__)
 
