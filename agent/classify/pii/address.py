@@ -71,7 +71,6 @@ _LABELLED_STREET = re.compile(
     r"[\s\"';,]*(?:[^\W\d_][^\n]{0,40}?[^\W\d_.]\.?,?[ ]+[0-9]{1,5}[a-zA-Z]?(?![\w.:-])"
     r"|[0-9]{1,5}[a-zA-Z]?,?[ ]+[^\W\d_]{3,})"
 )
-_FIELD_SEPARATORS = re.compile(r"[ \t]*(?:[;|\t]|,(?![ ]))[ \t]*")
 _BACK = 240
 _POSTCODE_TRIGGER = 3  # "1234 AB" and "12-345" are found by their last digit and what follows
 _GB_OUTWARD = 8  # the outward code and blank before the inward code's digit, where the trigger is
@@ -152,12 +151,27 @@ def _street_before(text: str, start: int, lines: int) -> bool:
     prefix = current.strip(" \t")
     if prefix and prefix[-1] not in ',;|\t"':
         return False
-    candidates = _segments(current)[-1:]
-    for line in reversed(head[-lines:]):
-        candidates += _segments(line)[-1:]
-    return any(_STREET_LINE.fullmatch(c.strip(" \t\"',;")) for c in candidates)
+    candidates = [_last_segment(line) for line in (current, *reversed(head[-lines:]))]
+    return any(_STREET_LINE.fullmatch(c.strip(" \t\"',;")) for c in candidates if c is not None)
 
 
-def _segments(line: str) -> list[str]:
-    """Split a line into fields: at tabs, ``;``, ``|`` and at commas of CSV (not ``78, rue ...``)."""
-    return [piece for piece in _FIELD_SEPARATORS.split(line.rstrip("\r")) if piece.strip(' \t",')]
+def _last_segment(line: str) -> str | None:
+    """The last non-empty field of a line, as splitting it at ``_FIELD_SEPARATORS`` would give it.
+
+    Fields end at tabs, ``;``, ``|`` and at commas of CSV (not ``78, rue ...``). Read from the end, so
+    a long line is not split whole for its last field; blanks a separator would absorb only make
+    empty fields, which are skipped either way.
+    """
+    line = line.rstrip("\r")
+    end = len(line)
+    while end > 0:
+        cut = max(line.rfind(";", 0, end), line.rfind("|", 0, end), line.rfind("\t", 0, end))
+        comma = line.rfind(",", 0, end)
+        while comma > cut and line[comma + 1 : comma + 2] == " ":  # ", " separates words, not fields
+            comma = line.rfind(",", 0, comma)
+        cut = max(cut, comma)
+        piece = line[cut + 1 : end]
+        if piece.strip(' \t",'):
+            return piece
+        end = max(cut, 0)
+    return None

@@ -113,14 +113,18 @@ def count_phones(view: TextView, limit: int = MAX_FINDINGS) -> int:
         if found >= limit or examined >= _MAX_CANDIDATES:
             break
         core = _EXTENSION.sub("", match.group()).strip()
-        if _plausible_shape(core) and not view.in_iban_shape(match.start()) and _accepted(view, match, core):
+        digits = "".join(_GROUPS.findall(core))
+        if (
+            _plausible_shape(core, digits)
+            and not view.in_iban_shape(match.start())
+            and _accepted(view, match, core, digits)
+        ):
             found += 1
     return found
 
 
-def _plausible_shape(core: str) -> bool:
+def _plausible_shape(core: str, digits: str) -> bool:
     """Reject digit strings that are dates, IP addresses, versions, SSNs or repeated digits."""
-    digits = "".join(_GROUPS.findall(core))
     if not 7 <= len(digits) <= 15 or len(set(digits)) == 1 or digits.count("0") * 2 > len(digits):
         return False
     if digits in _ASCENDING or digits in _DESCENDING or _NOT_PHONE.search(core) or _DATE_INSIDE.search(core):
@@ -132,9 +136,8 @@ def _plausible_shape(core: str) -> bool:
     return True
 
 
-def _accepted(view: TextView, match: re.Match[str], core: str) -> bool:
+def _accepted(view: TextView, match: re.Match[str], core: str, digits: str) -> bool:
     """Return whether the candidate is a valid number (bare digit runs also need a label or column)."""
-    digits = "".join(_GROUPS.findall(core))
     international = core.startswith("+") or digits.startswith("00")
     if core.isdigit() and not view.label_before(match.start(), _PHONE_LABEL):
         return False

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
+import functools
 import re
+import time
 from typing import TYPE_CHECKING
 
 from agent.classify.pii.text import BEFORE, MAX_FINDINGS, boundary_label, merge_spans, words
@@ -17,6 +19,8 @@ if TYPE_CHECKING:
     from agent.classify.pii.text import TextView
 
 __all__ = ["MONTHS", "count_birth_dates", "plausible_date"]
+
+_DAY_SECONDS = 86_400
 
 # Every form starts with a digit (the day or the year), matched before the look-behind so that the regex
 # engine can skip ahead fast; for "March 15, 1985" the month is read from the text just before.
@@ -138,10 +142,16 @@ def _date_start(text: str, match: re.Match[str]) -> int:
 
 def plausible_date(year: int, month: int, day: int) -> bool:
     """Return whether the date exists and its year is between 1900 and the current year."""
-    if not 1900 <= year <= dt.datetime.now(tz=dt.UTC).year:
+    if not 1900 <= year <= _year_of_day(int(time.time() // _DAY_SECONDS)):
         return False
     try:
         dt.date(year, month, day)
     except ValueError:
         return False
     return True
+
+
+@functools.lru_cache(maxsize=2)
+def _year_of_day(day: int) -> int:
+    """The UTC year of day ``day`` since the epoch (asked once a day, not once per date)."""
+    return dt.datetime.fromtimestamp(day * _DAY_SECONDS, dt.UTC).year
