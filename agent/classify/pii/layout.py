@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
 __all__ = [
+    "DELIMITERS",
     "PARAGRAPH",
     "PARAGRAPH_TABLE",
     "TABLE_START",
@@ -33,7 +34,7 @@ _HEADER_OVER_ROW = r"[^\n\t;|,]{0,2048}+[\t;|,][^\n]*+\n[^\n\t;|,]*+[\t;|,]"
 _TABLE_AHEAD = rf"(?=[^\n]*+\n[ \t\r]*+[^ \t\r\n])(?={_HEADER_OVER_ROW}|[^\n]*+\n{_HEADER_OVER_ROW})"
 TABLE_START = re.compile(_TABLE_AHEAD)
 PARAGRAPH_TABLE = re.compile(rf"\n[ \t\r]*\n{_TABLE_AHEAD}")
-_DELIMS = ("\t", ";", "|", ",")
+DELIMITERS = ("\t", ";", "|", ",")
 _HEADER_CELL = re.compile(r"[\w .()/#°-]{1,48}")
 _MAX_HEADER_LINE = 2048
 _MAX_HEADER_CELL = 48
@@ -94,7 +95,7 @@ def _header_row(line: str, delim: str, line_end: int, end: int) -> Table | None:
 
 def _delimiter(text: str, start: int, end: int) -> str:
     """Return the delimiter of a delimited line (the first of tab, ``;``, ``|``, ``,`` present)."""
-    for delim in _DELIMS:
+    for delim in DELIMITERS:
         if text.find(delim, start, end) >= 0:
             return delim
     return ""

@@ -16,6 +16,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from agent.classify.pii.layout import (
+    DELIMITERS,
     PARAGRAPH,
     PARAGRAPH_TABLE,
     TABLE_START,
@@ -242,6 +243,8 @@ class TextView:
     @cached_property
     def tables(self) -> tuple[Table, ...]:
         """The delimited blocks of the text whose first or second line is a header row over a data row."""
+        if not any(delim in self.text for delim in DELIMITERS):  # no delimited line, so no table
+            return ()
         starts = [0] if TABLE_START.match(self.text) else []
         starts += [m.end() for m in PARAGRAPH_TABLE.finditer(self.text)]
         paragraphs = self._paragraphs if starts else []

@@ -102,7 +102,16 @@ def _rules(groups: dict[str, tuple[str, ...]]) -> yara_x.Rules:
     return compiler.build()
 
 
+def _needed(literals: tuple[str, ...]) -> bytes:
+    """A shape byte in every one of ``literals``: a digit where there is one (blanks are everywhere)."""
+    common = set.intersection(*(set(literal.encode("latin-1")) for literal in literals))
+    return bytes([ord("0") if ord("0") in common else min(common)])
+
+
 _SHAPE_RULES = tuple(_rules({name: literals}) for name, literals in _SHAPES.items())
+# A text whose shape lacks a byte every literal of a group contains (a digit, for most groups) is not
+# scanned for that group: looking for one byte is several times faster than a scan.
+_SHAPE_NEEDS = tuple(_needed(literals) for literals in _SHAPES.values())
 _LABEL_RULES = _rules(_LABELS)
 _TITLE_RULES = _rules({"title": _TITLES})
 _LOCAL = threading.local()
@@ -136,7 +145,12 @@ def find_hits(data: bytes, shape: bytes, lower: str) -> Hits:
     """
     shapes, labels, titles = _scanners()
     hits: Hits = defaultdict(list)
-    scans = [(scanner, shape, 1) for scanner in shapes]
+    present: dict[bytes, bool] = {}
+    scans = [
+        (scanner, shape, 1)
+        for scanner, need in zip(shapes, _SHAPE_NEEDS, strict=True)
+        if present.setdefault(need, need in shape)
+    ]
     scans += [(labels, lower.encode("latin-1", "replace"), 0), (titles, data, 0)]
     for scanner, buffer, shift in scans:
         for rule in scanner.scan(buffer).matching_rules:
