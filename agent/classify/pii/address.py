@@ -156,11 +156,11 @@ def _street_before(text: str, start: int, lines: int) -> bool:
 
 
 def _last_segment(line: str) -> str | None:
-    """The last non-empty field of a line, as splitting it at ``_FIELD_SEPARATORS`` would give it.
+    """The last non-empty field of a line (None when it has none).
 
-    Fields end at tabs, ``;``, ``|`` and at commas of CSV (not ``78, rue ...``). Read from the end, so
-    a long line is not split whole for its last field; blanks a separator would absorb only make
-    empty fields, which are skipped either way.
+    Fields end at tabs, ``;``, ``|`` and at commas of CSV (not ``78, rue ...``). The line is read from
+    its end, so a long line is not split whole for its last field. Blanks around a separator stay on
+    the field; callers strip them.
     """
     line = line.rstrip("\r")
     end = len(line)
