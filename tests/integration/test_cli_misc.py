@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+import threading
 import tomllib
 from pathlib import Path
 
@@ -133,3 +134,32 @@ def test_a_reader_that_goes_away_is_not_an_internal_error(tmp_path):
     proc.wait(timeout=60)
     assert proc.returncode == 2
     assert b"internal error" not in err and b"Traceback" not in err
+
+
+class _Ended(Exception):
+    """Raised by the stand-in for os._exit, carrying the status."""
+
+
+def test_entry_point_ends_at_once_only_when_no_other_thread_runs(monkeypatch, capsys):
+    """`run` flushes and skips interpreter teardown with os._exit; with another thread alive it exits normally."""
+    from agent import cli
+
+    def fake_exit(code):
+        raise _Ended(code)
+
+    def fake_main():
+        print("last line")  # still in the buffer when run() takes over
+        return 3
+
+    monkeypatch.setattr(cli, "main", fake_main)
+    monkeypatch.setattr(os, "_exit", fake_exit)
+    monkeypatch.setattr(threading, "active_count", lambda: 1)
+    with pytest.raises(_Ended) as ended:
+        cli.run()
+    assert ended.value.args == (3,)
+    assert capsys.readouterr().out == "last line\n"
+
+    monkeypatch.setattr(threading, "active_count", lambda: 2)  # e.g. a delivery thread still running
+    with pytest.raises(SystemExit) as exited:
+        cli.run()
+    assert exited.value.code == 3
