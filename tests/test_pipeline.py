@@ -154,3 +154,16 @@ def test_a_worker_imports_neither_the_logger_nor_the_terminal_ui():
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_the_scan_parent_does_not_load_the_update_client(tmp_path):
+    """Finding the rules in force reads a link: it loads neither the bundle verifier nor httpx."""
+    probe = (
+        "import sys, agent.cli, agent.session\n"
+        "from agent import config\n"
+        "config.load().rules_dir\n"
+        "print(sorted(m for m in ('httpx', 'agent.updates.fetch', 'agent.updates.bundle') if m in sys.modules))"
+    )
+    env = {**os.environ, "ENDPOINT_AGENT_HOME": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, env=env)
+    assert out.stdout.strip() == "[]", out.stdout
