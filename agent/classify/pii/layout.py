@@ -22,6 +22,7 @@ __all__ = [
     "cell_spans",
     "column_of",
     "could_be_header",
+    "could_head_table",
     "name_cell",
     "split_cells",
     "table_at",
@@ -35,6 +36,7 @@ _TABLE_AHEAD = rf"(?=[^\n]*+\n[ \t\r]*+[^ \t\r\n])(?={_HEADER_OVER_ROW}|[^\n]*+\
 TABLE_START = re.compile(_TABLE_AHEAD)
 PARAGRAPH_TABLE = re.compile(rf"\n[ \t\r]*\n{_TABLE_AHEAD}")
 DELIMITERS = ("\t", ";", "|", ",")
+_ANY_DELIMITER = re.compile(r"[\t;|,]")
 _HEADER_CELL = re.compile(r"[\w .()/#°-]{1,48}")
 _MAX_HEADER_LINE = 2048
 _MAX_HEADER_CELL = 48
@@ -53,6 +55,24 @@ class Table:
 def name_cell(cell: str) -> str:
     """Return a table cell without surrounding quotes, blanks and markdown emphasis, in lower case."""
     return cell.strip().strip("\"'*`").strip().lower()
+
+
+def could_head_table(text: str, start: int) -> bool:
+    """Return whether the paragraph at ``start`` may have a header row (a cheap test before :func:`table_at`).
+
+    A header row has two or more cells of header words. Such a cell holds no delimiter, so the row has
+    two such pieces however it is split: here at every delimiter, without quotes or the row's own
+    delimiter. Never false where :func:`table_at` finds a table; false for most code and prose.
+    """
+    for _ in range(2):
+        end = text.find("\n", start)
+        line = text[start:] if end < 0 else text[start:end]
+        if sum(1 for piece in _ANY_DELIMITER.split(line) if _HEADER_CELL.fullmatch(name_cell(piece))) >= 2:
+            return True
+        if end < 0:
+            return False
+        start = end + 1
+    return False
 
 
 def could_be_header(text: str, start: int, end: int) -> bool:

@@ -24,6 +24,7 @@ from agent.classify.pii.layout import (
     cell_spans,
     column_of,
     could_be_header,
+    could_head_table,
     table_at,
 )
 from agent.classify.pii.triggers import Hits, encode, find_hits
@@ -247,6 +248,7 @@ class TextView:
             return ()
         starts = [0] if TABLE_START.match(self.text) else []
         starts += [m.end() for m in PARAGRAPH_TABLE.finditer(self.text)]
+        starts = [start for start in starts if could_head_table(self.text, start)]
         paragraphs = self._paragraphs if starts else []
         found = (self._table(bisect.bisect_right(paragraphs, start) - 1) for start in starts)
         return tuple(table for table in found if table is not None)
