@@ -6,12 +6,14 @@ import datetime as dt
 import threading
 
 import pytest
-from governance_helpers import DAY, KEY, T0, Clock, purposes  # type: ignore[import-not-found, unused-ignore]
+from governance_helpers import DAY, KEY, T0, purposes  # type: ignore[import-not-found, unused-ignore]
 
 from agent.governance import ConsentLedger, EgressGate
 from agent.governance.analytics import PURPOSE, WINDOW_DAYS, Analytics, BudgetExhausted
 from agent.minimize.analytics import EPSILON
 from agent.model import Classification, DataClass, Detection, Outcome, ScanRequest, Verdict, VerdictKind
+
+pytest_plugins = ["governance_fixtures"]
 
 NOTICE = "notice\n"
 
@@ -27,16 +29,6 @@ def _outcome(kind: str = "document", *detections: str, path: str = "/home/zqxali
 
 def _day(offset_days: float) -> str:
     return dt.datetime.fromtimestamp(T0 + offset_days * DAY, dt.UTC).strftime("%Y-%m-%d")
-
-
-@pytest.fixture
-def clock():
-    return Clock()
-
-
-@pytest.fixture
-def db_path(tmp_path):
-    return tmp_path / "state" / "agent.db"
 
 
 def test_counts_survive_a_restart_and_hold_no_path_or_name(db_path, clock):

@@ -9,30 +9,16 @@ import sqlite3
 import stat
 
 import pytest
-from governance_helpers import DAY, KEY, Clock, purposes, raw_db  # type: ignore[import-not-found, unused-ignore]
+from governance_helpers import DAY, KEY, purposes, raw_db  # type: ignore[import-not-found, unused-ignore]
 
 from agent.errors import ConfigError
 from agent.governance import ConsentLedger
 from agent.governance.consent import INSTALL
 from agent.minimize import MasterSecret
 
+pytest_plugins = ["governance_fixtures"]
+
 NOTICE = "the exact notice text shown\n"
-
-
-@pytest.fixture
-def clock():
-    return Clock()
-
-
-@pytest.fixture
-def db_path(tmp_path):
-    return tmp_path / "state" / "agent.db"
-
-
-@pytest.fixture
-def ledger(db_path, clock):
-    with ConsentLedger(db_path, KEY, purposes(), clock) as led:
-        yield led
 
 
 def _fill(ledger, clock):

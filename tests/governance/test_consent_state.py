@@ -6,31 +6,16 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import pytest
 from governance_helpers import DAY, KEY, Clock, doc, purposes  # type: ignore[import-not-found, unused-ignore]
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agent.governance import ConsentLedger, Purposes
 
+pytest_plugins = ["governance_fixtures"]
+
 NOTICE = "notice\n"
 MAX_AGE = purposes().get("product_analytics").max_consent_age_days
-
-
-@pytest.fixture
-def clock():
-    return Clock()
-
-
-@pytest.fixture
-def db_path(tmp_path):
-    return tmp_path / "state" / "agent.db"
-
-
-@pytest.fixture
-def ledger(db_path, clock):
-    with ConsentLedger(db_path, KEY, purposes(), clock) as led:
-        yield led
 
 
 def _changed(version: int, **analytics) -> Purposes:

@@ -10,13 +10,15 @@ import threading
 import time
 
 import pytest
-from governance_helpers import KEY, Clock, doc, purposes  # type: ignore[import-not-found, unused-ignore]
+from governance_helpers import KEY, doc, purposes  # type: ignore[import-not-found, unused-ignore]
 
 from agent.errors import ConfigError
 from agent.governance import ConsentLedger, Decision, EgressGate
 from agent.governance.gate import DROP_COUNTER
 from agent.minimize.wire import SCHEMA_VERSION, Record, WireDetection
 from agent.outbox import Store
+
+pytest_plugins = ["governance_fixtures"]
 
 NOTICE = "notice\n"
 HANG_GUARD = 30.0
@@ -27,22 +29,6 @@ class Item:
 
     def __init__(self, purpose: str, n: int = 0) -> None:
         self.purpose, self.n = purpose, n
-
-
-@pytest.fixture
-def clock():
-    return Clock()
-
-
-@pytest.fixture
-def db_path(tmp_path):
-    return tmp_path / "state" / "agent.db"
-
-
-@pytest.fixture
-def ledger(db_path, clock):
-    with ConsentLedger(db_path, KEY, purposes(), clock) as led:
-        yield led
 
 
 @pytest.fixture
