@@ -1,4 +1,5 @@
-"""Test samples generated at run time: EICAR, archives, macro documents, packed binaries, scripts.
+"""Test samples generated at run time: EICAR, archives, macro documents, packed binaries, scripts,
+and a valid upstream wire record.
 
 Nothing here is malware: EICAR is the industry test file, and the other samples only carry the
 markers the bundled rules look for.
@@ -9,6 +10,7 @@ from __future__ import annotations
 import base64
 import gzip
 import io
+import secrets
 import struct
 import tarfile
 import zipfile
@@ -156,3 +158,22 @@ def vbs_dropper() -> bytes:
 def vbs_near_miss() -> bytes:
     dot = "."
     return _j(f'Set s = CreateObject("ADODB{dot}Stream")\r\ns{dot}SaveToFile "out.txt"\r\n')
+
+
+def wire_record(**overrides: object) -> dict[str, object]:
+    """A valid wire record (schema v1) with a fresh record_id and pseudonym, updated with ``overrides``."""
+    base: dict[str, object] = {
+        "schema": 1,
+        "record_id": secrets.token_hex(16),
+        "purpose": "protection",
+        "pseudonym": secrets.token_hex(16),
+        "time_bucket": "2026-11-29T15:00Z",
+        "verdict": "malicious",
+        "detections": [{"name": "EICAR_Test_File", "source": "yara"}],
+        "kind": "executable",
+        "size_bucket": 128,
+        "sha256": secrets.token_hex(32),
+        "engine_version": "endpoint-agent-engine/1 yara-x/1.0",
+        "rules_version": "0123456789abcdef",
+    }
+    return {**base, **overrides}

@@ -12,35 +12,16 @@ modules load it with ``pytest_plugins = ["cloud_fixtures"]``; elsewhere use ``cl
 from __future__ import annotations
 
 import json
-import secrets
 import ssl
 from collections.abc import Iterator
 
 import httpx
 import pytest
+import samples
 
 from cloud.harness import CloudProcess, running_cloud
 
 RATE_ARGS = ("--rate", "2", "--burst", "40", "--cache-seconds", "600", "--max-body", str(1 << 20))
-
-
-def record(**overrides) -> dict:
-    """A valid wire record with a fresh record_id and pseudonym, updated with ``overrides``."""
-    base = {
-        "schema": 1,
-        "record_id": secrets.token_hex(16),
-        "purpose": "protection",
-        "pseudonym": secrets.token_hex(16),
-        "time_bucket": "2026-11-29T15:00Z",
-        "verdict": "malicious",
-        "detections": [{"name": "EICAR_Test_File", "source": "yara"}],
-        "kind": "executable",
-        "size_bucket": 128,
-        "sha256": secrets.token_hex(32),
-        "engine_version": "endpoint-agent-engine/1 yara-x/1.0",
-        "rules_version": "0123456789abcdef",
-    }
-    return {**base, **overrides}
 
 
 @pytest.fixture(scope="session")
@@ -84,5 +65,5 @@ def cloud_authed(cloud, cloud_tls, cloud_token):
 
 @pytest.fixture
 def cloud_record():
-    """The factory of valid wire records (see ``record``)."""
-    return record
+    """The factory of valid wire records (``samples.wire_record``)."""
+    return samples.wire_record

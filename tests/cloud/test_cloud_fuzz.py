@@ -16,6 +16,7 @@ from urllib.parse import quote
 import httpx
 import msgspec
 import pytest
+import samples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -95,21 +96,6 @@ media = st.sampled_from(
 )
 
 
-def _record() -> dict:
-    """A valid record (as cloud_fixtures.record builds; strategies cannot take fixtures)."""
-    return {
-        "schema": 1,
-        "record_id": secrets.token_hex(16),
-        "purpose": "protection",
-        "pseudonym": secrets.token_hex(16),
-        "time_bucket": "2026-11-29T15:00Z",
-        "verdict": "suspicious",
-        "detections": [{"name": "Fuzz.Rule", "source": "hash"}],
-        "engine_version": "fuzz/1",
-        "rules_version": "0123456789abcdef",
-    }
-
-
 def _hostile_record(draw_extra: str, drop: str | None, record: dict) -> dict:
     broken = {**record, draw_extra: "x"}
     if drop is not None:
@@ -134,8 +120,8 @@ def hostile_bodies(draw) -> tuple[bytes, str, bool]:
             st.none()
             | st.sampled_from([f for f in WIRE_FIELDS if f not in {"kind", "size_bucket", "sha256"}])
         )
-        good = [_record() for _ in range(draw(st.integers(0, 3)))]
-        batch = [*good, _hostile_record(extra, drop, _record())]
+        good = [samples.wire_record() for _ in range(draw(st.integers(0, 3)))]
+        batch = [*good, _hostile_record(extra, drop, samples.wire_record())]
         body = json.dumps(batch).encode() if "json" in content_type else msgspec.msgpack.encode(batch)
     return body, content_type, draw(st.booleans())
 

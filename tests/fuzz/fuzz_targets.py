@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
-import secrets
 import struct
 from collections.abc import Callable
 
@@ -158,24 +157,6 @@ def wire(data: bytes) -> None:
         assert len(records) <= MAX_BATCH
 
 
-def _zip(members: dict[str, bytes]) -> bytes:
-    return samples.zip_of(members)
-
-
-def _record() -> dict[str, object]:
-    return {
-        "schema": 1,
-        "record_id": secrets.token_hex(16),
-        "purpose": "protection",
-        "pseudonym": secrets.token_hex(16),
-        "time_bucket": "2026-11-29T15:00Z",
-        "verdict": "suspicious",
-        "detections": [{"name": "Fuzz.Rule", "source": "hash"}],
-        "engine_version": "fuzz/1",
-        "rules_version": "0123456789abcdef",
-    }
-
-
 _W = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
 _ODF = "urn:oasis:names:tc:opendocument:xmlns:office:1.0"
 _TEXT_SEEDS = {
@@ -196,12 +177,12 @@ _TEXT_SEEDS = {
 def _extract_seeds() -> list[bytes]:
     """One valid object per text format, each prefixed with the byte that selects its format."""
     by_format = dict(_TEXT_SEEDS)
-    by_format["docx"] = _zip(
+    by_format["docx"] = samples.zip_of(
         {
             "word/document.xml": f'<w:document xmlns:w="{_W}"><w:body><w:p><w:r><w:t>Jane</w:t></w:r></w:p></w:body></w:document>'.encode()
         }
     )
-    by_format["odt"] = _zip(
+    by_format["odt"] = samples.zip_of(
         {
             "mimetype": b"application/vnd.oasis.opendocument.text",
             "content.xml": f"<o:document-content xmlns:o='{_ODF}'/>".encode(),
@@ -220,7 +201,7 @@ def seeds() -> dict[str, list[bytes]]:
         "bundle": [_signed_bundle()[0]],
         "extract": _extract_seeds(),
         "archives": [
-            _zip({"a.txt": b"hello" * 40, "d/b.bin": bytes(range(256))}),
+            samples.zip_of({"a.txt": b"hello" * 40, "d/b.bin": bytes(range(256))}),
             samples.tar_of({"x.txt": b"data" * 50}, "w:gz"),
             samples.tar_of({"x.txt": b"data" * 50}, "w:xz"),
             samples.gzip_of(b"payload" * 50),
@@ -235,7 +216,10 @@ def seeds() -> dict[str, list[bytes]]:
             + b"c" * 32
             + b":10:Md5.Ten:73\n"
         ],
-        "wire": [json.dumps([_record(), _record()]).encode(), msgspec.msgpack.encode([_record()])],
+        "wire": [
+            json.dumps([samples.wire_record(), samples.wire_record()]).encode(),
+            msgspec.msgpack.encode([samples.wire_record()]),
+        ],
     }
 
 
