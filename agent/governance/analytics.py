@@ -33,8 +33,7 @@ import sqlite3
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Self
@@ -54,7 +53,7 @@ from agent.minimize.analytics import (
     perturb,
 )
 from agent.model import Outcome
-from agent.outbox import Store
+from agent.outbox import Store, transaction
 
 if TYPE_CHECKING:
     from agent.config import Config
@@ -196,7 +195,7 @@ class Analytics:
             if not self._buffer:
                 return
             rows = [(day, name, n) for (day, name), n in self._buffer.items()]
-            with self._transaction():
+            with transaction(self._db):
                 self._db.executemany(
                     "INSERT INTO analytics_counters (day, name, value) VALUES (?, ?, ?)"
                     " ON CONFLICT(day, name) DO UPDATE SET value = value + excluded.value",
@@ -246,7 +245,7 @@ class Analytics:
     def prepare(self, day: str) -> AnalyticsReport:
         """Perturb and store one report of ``day``, charging ε; :class:`BudgetExhausted` past the budget."""
         self.flush()
-        with self._lock, self._transaction():
+        with self._lock, transaction(self._db):
             row = self._db.execute("SELECT spent FROM analytics_budget WHERE day = ?", (day,)).fetchone()
             spent = row[0] if row else 0
             if spent + self._cost > self._budget:
@@ -304,21 +303,21 @@ class Analytics:
 
     def acknowledge(self, report_ids: Iterable[str]) -> None:
         """Delete reports the cloud took (or refused for good)."""
-        with self._lock, self._transaction():
+        with self._lock, transaction(self._db):
             self._db.executemany(
                 "DELETE FROM analytics_pending WHERE report_id = ?", [(r,) for r in report_ids]
             )
 
     def drop_pending(self) -> int:
         """Delete every stored report (consent does not hold); return how many."""
-        with self._lock, self._transaction():
+        with self._lock, transaction(self._db):
             return int(self._db.execute("DELETE FROM analytics_pending").rowcount)
 
     def purge_expired(self) -> int:
         """Delete counters, budgets and reports of days older than the window; return rows deleted."""
         self.flush()
         oldest = _utc_day(self._clock() - WINDOW_DAYS * _DAY)
-        with self._lock, self._transaction():
+        with self._lock, transaction(self._db):
             return sum(
                 int(self._db.execute(f"DELETE FROM {table} WHERE day < ?", (oldest,)).rowcount)  # noqa: S608 - constant table names
                 for table in ("analytics_counters", "analytics_budget", "analytics_pending")
@@ -332,16 +331,6 @@ class Analytics:
             ).fetchone()
             if found:
                 self._db.executescript(_TRIGGER)
-
-    @contextmanager
-    def _transaction(self) -> Iterator[None]:
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
 
 
 class AnalyticsSender:

@@ -40,7 +40,7 @@ from typing import Any, Self
 from agent.errors import ConfigError
 from agent.governance.purposes import Purpose, Purposes
 from agent.minimize.pseudonym import MasterSecret
-from agent.outbox import Store
+from agent.outbox import Store, transaction
 
 __all__ = ["ACTIONS", "CHANNELS", "INSTALL", "ConsentLedger", "Entry", "State", "Verification", "Withdrawal"]
 
@@ -361,14 +361,8 @@ class ConsentLedger:
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+        with self._lock, transaction(self._db):
+            yield
 
 
 def _interest_state(purpose: str, last: Entry | None) -> State:

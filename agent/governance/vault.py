@@ -21,12 +21,10 @@ fallback; the 0600 file under a 0700 state dir is the store for now.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import secrets
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Self
 
@@ -35,7 +33,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from agent.errors import AgentError, ConfigError
 from agent.minimize import load_or_create_secret
-from agent.outbox import Store
+from agent.outbox import Store, transaction
 
 __all__ = ["KEY_FILE", "DataKey", "UnsealError", "connect", "shred_file", "transaction"]
 
@@ -121,15 +119,3 @@ def connect(path: Path, schema: str = "") -> sqlite3.Connection:
         db.close()
         raise
     return db
-
-
-@contextlib.contextmanager
-def transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """Run the block in one write transaction: all of it is stored, or none."""
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        yield db
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    db.execute("COMMIT")
