@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import secrets
 import sqlite3
 from pathlib import Path
 from typing import Any
 
+import msgspec
+import samples
+
 from agent import config
 from agent.minimize import MasterSecret, period_label
-from agent.minimize.wire import Record, WireDetection
+from agent.minimize.wire import Record
 from agent.model import (
     Classification,
     DataClass,
@@ -41,21 +43,8 @@ def my_pseudonym(state_dir: Path, when: dt.datetime, period: str = "month") -> s
 
 def record(pseudonym: str, when: dt.datetime, **over: Any) -> Record:
     """A valid wire record under ``pseudonym`` in the hour of ``when``."""
-    fields: dict[str, Any] = {
-        "schema": 1,
-        "record_id": secrets.token_hex(16),
-        "purpose": "protection",
-        "pseudonym": pseudonym,
-        "time_bucket": when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:00Z"),
-        "verdict": "malicious",
-        "detections": [WireDetection(name="EICAR_Test_File", source="yara")],
-        "kind": "executable",
-        "size_bucket": 128,
-        "sha256": secrets.token_hex(32),
-        "engine_version": "endpoint-agent-engine/1",
-        "rules_version": "0123456789abcdef",
-    }
-    return Record(**(fields | over))
+    bucket = when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:00Z")
+    return msgspec.convert(samples.wire_record(pseudonym=pseudonym, time_bucket=bucket, **over), Record)
 
 
 def outcome(

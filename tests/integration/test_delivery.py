@@ -11,15 +11,15 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
+import msgspec
 import pytest
+import samples
 from conftest import run_cli
-from samples import eicar
 
 from agent.errors import ConfigError
-from agent.minimize.wire import Record, WireDetection, encode_record
+from agent.minimize.wire import Record, encode_record
 from agent.outbox import Store
 from agent.outbox.delivery import Deliverer, DeliverySettings
 from agent.upstream import Backoff, ClientSettings, UpstreamClient, tls_context
@@ -48,21 +48,7 @@ def _client(cloud: CloudProcess, transport: httpx.BaseTransport | None = None, *
 
 
 def _record(**over) -> Record:
-    fields: dict[str, Any] = {
-        "schema": 1,
-        "record_id": secrets.token_hex(16),
-        "purpose": "protection",
-        "pseudonym": secrets.token_hex(16),
-        "time_bucket": "2026-11-29T15:00Z",
-        "verdict": "malicious",
-        "detections": [WireDetection(name="EICAR_Test_File", source="yara")],
-        "kind": "executable",
-        "size_bucket": 128,
-        "sha256": secrets.token_hex(32),
-        "engine_version": "endpoint-agent-engine/1",
-        "rules_version": "0123456789abcdef",
-    }
-    return Record(**(fields | over))
+    return msgspec.convert(samples.wire_record(**over), Record)
 
 
 def _store_with(tmp_path: Path, records: list[Record]) -> Store:
@@ -85,7 +71,7 @@ def test_enrolled_scan_delivers_its_records_and_logs_what_left(cloud: CloudProce
     assert out.returncode == 0, out.stderr
     assert (home / "upstream.token").stat().st_mode & 0o777 == 0o600
     (tmp_path / "tree").mkdir()
-    (tmp_path / "tree" / "x.com").write_bytes(eicar())
+    (tmp_path / "tree" / "x.com").write_bytes(samples.eicar())
     scan = run_cli("scan", "--json", str(tmp_path / "tree"), home=home)
     summary = json.loads(scan.stdout.splitlines()[-1])
     assert scan.returncode == 1
@@ -104,7 +90,7 @@ def test_no_upload_only_queues(cloud: CloudProcess, tmp_path: Path):
     run_cli(
         "enroll", cloud.url, "--product-key", cloud.product_key, "--ca-file", str(cloud.ca_file), home=home
     )
-    (tmp_path / "x.com").write_bytes(eicar())
+    (tmp_path / "x.com").write_bytes(samples.eicar())
     scan = run_cli("scan", "--json", "--no-upload", str(tmp_path / "x.com"), home=home)
     summary = json.loads(scan.stdout.splitlines()[-1])
     assert summary["delivered"] is None
@@ -292,7 +278,7 @@ def test_the_service_delivers_continuously(cloud: CloudProcess, tmp_path: Path):
     config = (home / "agent.toml").read_text().replace("[upstream]\n", "[upstream]\nflush_interval = 0.3\n")
     with ServiceProcess(home, config + extra) as svc:
         svc.wait_for("READY=1")
-        (root / "x.com").write_bytes(eicar())
+        (root / "x.com").write_bytes(samples.eicar())
         info = svc.wait_status(lambda s: s.get("delivery", {}).get("sent", 0) >= 1)
         assert info["outbox_depth"] == 0
         assert svc.stop() == 0
