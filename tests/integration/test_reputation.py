@@ -128,6 +128,15 @@ def test_deltas_add_and_remove_prefixes_and_the_list_survives_a_restart(cloud: C
     rep.close()
 
 
+def _enroll(cloud: CloudProcess, home: Path) -> None:
+    """Enrol ``home`` with the cloud, pinning its prefix-list signing key."""
+    out = run_cli(
+        "enroll", cloud.url, "--product-key", cloud.product_key, "--ca-file", str(cloud.ca_file),
+        "--prefix-key", cloud.signing_public_key, home=home,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+
+
 def test_scan_marks_a_known_bad_file_malicious_by_reputation(cloud: CloudProcess, tmp_path: Path):
     """A file no rule knows, listed in the cloud, is reported malicious with source ``reputation``."""
     sample = b"harmless-looking bytes that the cloud knows are bad " + secrets.token_bytes(16)
@@ -136,11 +145,7 @@ def test_scan_marks_a_known_bad_file_malicious_by_reputation(cloud: CloudProcess
     (tmp_path / "tree" / "other.bin").write_bytes(secrets.token_bytes(64))
     cloud.add_bad_hash(hashlib.sha256(sample).hexdigest(), "Test.KnownBad.C")
     home = tmp_path / "home"
-    out = run_cli(
-        "enroll", cloud.url, "--product-key", cloud.product_key, "--ca-file", str(cloud.ca_file),
-        "--prefix-key", cloud.signing_public_key, home=home,
-    )  # fmt: skip
-    assert out.returncode == 0, out.stderr
+    _enroll(cloud, home)
     scan = run_cli("scan", "--json", "--no-cache", str(tmp_path / "tree"), home=home)
     lines = [json.loads(line) for line in scan.stdout.splitlines()]
     tool = next(line for line in lines if line.get("path", "").endswith("tool.bin"))
@@ -158,11 +163,7 @@ def test_scan_marks_a_known_bad_file_malicious_by_reputation(cloud: CloudProcess
 def test_a_cached_file_listed_later_is_reported_and_queued(cloud: CloudProcess, tmp_path: Path):
     """A file first scanned clean (and cached) that the cloud lists afterwards gets a queued record."""
     home = tmp_path / "home"
-    out = run_cli(
-        "enroll", cloud.url, "--product-key", cloud.product_key, "--ca-file", str(cloud.ca_file),
-        "--prefix-key", cloud.signing_public_key, home=home,
-    )  # fmt: skip
-    assert out.returncode == 0, out.stderr
+    _enroll(cloud, home)
     sample = tmp_path / "later.bin"
     sample.write_bytes(b"listed only after its first scan " + secrets.token_bytes(16))
     assert run_cli("scan", "--no-upload", str(sample), home=home).returncode == 0
