@@ -97,7 +97,7 @@ class ScanSession:
         self.policy = Policy.load(config.policy_path)
         secret = MasterSecret.load_or_create(config.state_dir)
         self.rules: RuleSet = opts.rules or load_rules(
-            opts.rules_dir or config.rules_dir, rules_cache(config)
+            opts.rules_dir or config.rules_dir, rules_cache(config, secret)
         )
         self.identity = Identity(
             pseudonym=secret.pseudonym(
@@ -321,9 +321,9 @@ class ScanSession:
             self._pending = _Pending()
 
 
-def rules_cache(config: Config) -> RulesCache:
+def rules_cache(config: Config, secret: MasterSecret | None = None) -> RulesCache:
     """Where this install keeps compiled rules, with the key (from the master secret) that signs them."""
-    secret = MasterSecret.load_or_create(config.state_dir)
+    secret = secret or MasterSecret.load_or_create(config.state_dir)
     return RulesCache(config.state_dir / "compiled", secret.key("compiled-rules"))
 
 
