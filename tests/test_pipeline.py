@@ -147,10 +147,13 @@ def test_a_stream_with_a_detection_is_classified_in_full_and_keeps_its_hash_home
 
 
 def test_a_worker_imports_neither_the_logger_nor_the_terminal_ui():
-    """A scan worker loads the pipeline only: structlog, rich and asyncio would cost each worker ~6 MiB."""
+    """A scan worker loads the pipeline only: structlog, rich and asyncio would cost each worker ~6 MiB.
+
+    pypdf, with the cryptography it loads (~19 MiB), waits for the first PDF.
+    """
     probe = (
         "import sys, agent.worker, agent.pipeline\n"
-        "print(sorted(m for m in ('structlog', 'rich', 'asyncio', 'httpx') if m in sys.modules))"
+        "print(sorted(m for m in ('structlog', 'rich', 'asyncio', 'httpx', 'pypdf') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout

@@ -10,15 +10,13 @@ import warnings
 import zlib
 from typing import TYPE_CHECKING
 
-import pypdf
-from pypdf import PasswordType, PdfReader
-
 from agent.classify.extract.base import TextSink, decode_text, drop_surrogates
 from agent.errors import ExtractError
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from contextlib import AbstractContextManager
+    from types import ModuleType
 
     from agent.classify.extract.base import ExtractLimits
 
@@ -98,13 +96,17 @@ def _pypdf_text(data: bytes, limits: ExtractLimits, sink: TextSink) -> bool:
     Raises:
         ExtractError: the PDF is encrypted with a password other than the empty one.
     """
+    # Imported on the first PDF: pypdf and the cryptography it loads hold ~19 MiB a worker without PDFs
+    # need not carry.
+    import pypdf  # noqa: PLC0415
+
     # catch_warnings is process-global before Python 3.14; a stray pypdf warning elsewhere is harmless.
-    with warnings.catch_warnings(), _pypdf_limits(limits):
+    with warnings.catch_warnings(), _pypdf_limits(pypdf, limits):
         warnings.simplefilter("ignore")
         locked = False
         try:
-            reader = PdfReader(io.BytesIO(data), strict=False)
-            locked = reader.is_encrypted and reader.decrypt("") == PasswordType.NOT_DECRYPTED
+            reader = pypdf.PdfReader(io.BytesIO(data), strict=False)
+            locked = reader.is_encrypted and reader.decrypt("") == pypdf.PasswordType.NOT_DECRYPTED
             for index in range(0 if locked else min(len(reader.pages), limits.max_pdf_pages)):
                 sink.write(reader.pages[index].extract_text())
                 sink.sep("\n")
@@ -117,7 +119,7 @@ def _pypdf_text(data: bytes, limits: ExtractLimits, sink: TextSink) -> bool:
     return True
 
 
-def _pypdf_limits(limits: ExtractLimits) -> AbstractContextManager[object]:
+def _pypdf_limits(pypdf: ModuleType, limits: ExtractLimits) -> AbstractContextManager[object]:
     """Return a context that caps pypdf's decompression output at ``max_member_size`` (pypdf >= 7)."""
     apply = getattr(pypdf, "apply_configuration", None)
     if apply is None:

@@ -1,17 +1,22 @@
-"""Where values could be: the places each detector looks at, found in two literal searches per text.
+"""Where values could be: the places each detector looks at, found in literal searches per text.
 
 A detector's regex is costly where it must be tried at every digit (a log line has dozens), so each text
 is first reduced to its *shape* (digits become ``0``, capitals ``A``, small letters ``a``, non-ASCII
 ``U``; the separators values are written with stay; everything else becomes ``#``) and multi-literal
-searches (YARA-X) find the shapes no value can do without: two groups of three digits around a
-separator, ``+`` before a digit, a capital pair before two digits, a colon before a capital and so on.
-Another search over the lower-cased text finds the labels that are looked for first (birth-date and
-address words), one over the text the honorifics; runs of five or more digits are found with
-``bytes.find``. Offsets are character offsets: the text is encoded as Latin-1, one byte per character
-(others become ``?``).
+searches find the shapes no value can do without: two groups of three digits around a separator, ``+``
+before a digit, a capital pair before two digits, a colon before a capital and so on. Another search
+over the lower-cased text finds the labels that are looked for first (birth-date and address words),
+one over the text the honorifics; runs of five or more digits are found with ``bytes.find``. Offsets
+are character offsets: the text is encoded as Latin-1, one byte per character (others become ``?``).
 
-YARA-X scanners are not shared between threads, so each thread builds its own from the rules compiled
-at import.
+The literal searches run on Hyperscan where it has a wheel (x86-64, macOS on ARM): three scans per
+text, with databases of a few kilobytes. Elsewhere they run on YARA-X, with one rule set per group of
+shape literals (a scan for a few literals is several times faster than one for all); each compiled
+rule set holds about 1.7 MiB of native code, which is why Hyperscan is preferred. Both find the same
+offsets (``tests/classify/test_triggers.py`` holds them to it).
+
+Neither a Hyperscan database (its scratch space) nor a YARA-X scanner is shared between threads, so
+each thread builds its own on first use.
 """
 
 from __future__ import annotations
@@ -19,10 +24,20 @@ from __future__ import annotations
 import re
 import threading
 from collections import defaultdict
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-import yara_x
+try:
+    import hyperscan
+except ImportError:  # no wheel for this platform: the YARA-X search finds the same offsets
+    hyperscan = None  # type: ignore[assignment]
 
-__all__ = ["Hits", "encode", "find_hits"]
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    import yara_x
+
+__all__ = ["BACKEND", "Hits", "encode", "find_hits"]
 
 Hits = dict[str, list[int]]
 
@@ -82,6 +97,46 @@ _LONG_RUN = 7  # shorter runs are parts of values found by their separators ("03
 _POSTCODE_BEFORE = frozenset(b" #(:\"'")
 
 
+@dataclass(frozen=True, slots=True)
+class _Literals:
+    """A Hyperscan database of literals, and per literal id its group and length."""
+
+    database: hyperscan.Database
+    groups: tuple[str, ...]
+    lengths: tuple[int, ...]
+
+
+def _database(groups: dict[str, tuple[str, ...]]) -> _Literals:
+    """Compile one Hyperscan database matching every literal of ``groups`` (Latin-1 bytes)."""
+    literals = [(name, literal) for name, group in groups.items() for literal in group]
+    database = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+    database.compile(
+        expressions=[literal.encode("latin-1") for _, literal in literals],
+        ids=list(range(len(literals))),
+        flags=0,
+        literal=True,
+    )
+    return _Literals(database, tuple(name for name, _ in literals), tuple(len(lit) for _, lit in literals))
+
+
+def _collect(literal: int, _start: int, end: int, _flags: int, found: Any) -> None:  # noqa: ANN401 - the scan context
+    found.append((literal, end))  # found: the list[tuple[int, int]] passed as the scan's context
+
+
+def _hyperscan_search(data: bytes, shape: bytes, lower: bytes, hits: Hits) -> None:
+    """Add the start offsets of every literal of every group to ``hits`` (three Hyperscan scans)."""
+    databases: tuple[_Literals, ...] | None = getattr(_LOCAL, "databases", None)
+    if databases is None:
+        databases = (_database(_SHAPES), _database(_LABELS), _database({"title": _TITLES}))
+        _LOCAL.databases = databases
+    for literals, buffer, shift in zip(databases, (shape, lower, data), (1, 0, 0), strict=True):
+        found: list[tuple[int, int]] = []
+        literals.database.scan(buffer, match_event_handler=_collect, context=found)
+        groups, lengths = literals.groups, literals.lengths
+        for literal, end in found:
+            hits[groups[literal]].append(end - lengths[literal] - shift)
+
+
 def _literal(text: str) -> str:
     """Return ``text`` as a YARA text string: Latin-1 bytes, escaped where not printable ASCII."""
     return (
@@ -94,7 +149,9 @@ def _literal(text: str) -> str:
 
 
 def _rules(groups: dict[str, tuple[str, ...]]) -> yara_x.Rules:
-    """Compile one rule per group, each matching any of the group's literals."""
+    """Compile one YARA-X rule per group, each matching any of the group's literals."""
+    import yara_x  # noqa: PLC0415 - only where Hyperscan is missing
+
     compiler = yara_x.Compiler()
     for name, literals in groups.items():
         strings = " ".join(f"$s{i} = {_literal(lit)}" for i, lit in enumerate(literals))
@@ -108,25 +165,43 @@ def _needed(literals: tuple[str, ...]) -> bytes:
     return bytes([ord("0") if ord("0") in common else min(common)])
 
 
-_SHAPE_RULES = tuple(_rules({name: literals}) for name, literals in _SHAPES.items())
 # A text whose shape lacks a byte every literal of a group contains (a digit, for most groups) is not
-# scanned for that group: looking for one byte is several times faster than a scan.
+# scanned for that group: looking for one byte is several times faster than a YARA-X scan.
 _SHAPE_NEEDS = tuple(_needed(literals) for literals in _SHAPES.values())
-_LABEL_RULES = _rules(_LABELS)
-_TITLE_RULES = _rules({"title": _TITLES})
 _LOCAL = threading.local()
 
 
-def _scanners() -> tuple[list[yara_x.Scanner], yara_x.Scanner, yara_x.Scanner]:
-    """Return this thread's scanners for shapes, labels and titles, built on first use."""
+def _yara_search(data: bytes, shape: bytes, lower: bytes, hits: Hits) -> None:
+    """Add the start offsets of every literal of every group to ``hits`` (YARA-X scans)."""
     scanners: tuple[list[yara_x.Scanner], yara_x.Scanner, yara_x.Scanner] | None = getattr(
         _LOCAL, "scanners", None
     )
     if scanners is None:
-        shapes = [yara_x.Scanner(rules) for rules in _SHAPE_RULES]
-        scanners = (shapes, yara_x.Scanner(_LABEL_RULES), yara_x.Scanner(_TITLE_RULES))
+        import yara_x  # noqa: PLC0415 - only where Hyperscan is missing
+
+        shapes = [yara_x.Scanner(_rules({name: literals})) for name, literals in _SHAPES.items()]
+        scanners = (shapes, yara_x.Scanner(_rules(_LABELS)), yara_x.Scanner(_rules({"title": _TITLES})))
         _LOCAL.scanners = scanners
-    return scanners
+    shape_scanners, labels, titles = scanners
+    present: dict[bytes, bool] = {}
+    scans = [
+        (scanner, shape, 1)
+        for scanner, need in zip(shape_scanners, _SHAPE_NEEDS, strict=True)
+        if present.setdefault(need, need in shape)
+    ]
+    scans += [(labels, lower, 0), (titles, data, 0)]
+    for scanner, buffer, shift in scans:
+        for rule in scanner.scan(buffer).matching_rules:
+            found = hits[rule.identifier]
+            for pattern in rule.patterns:
+                found.extend(match.offset - shift for match in pattern.matches)
+
+
+_SEARCHES: dict[str, Callable[[bytes, bytes, bytes, Hits], None]] = {
+    "hyperscan": _hyperscan_search,
+    "yara-x": _yara_search,
+}
+BACKEND = "hyperscan" if hyperscan is not None else "yara-x"  # the literal search in use
 
 
 def encode(text: str) -> tuple[bytes, bytes]:
@@ -143,20 +218,8 @@ def find_hits(data: bytes, shape: bytes, lower: str) -> Hits:
     line end, and not before a letter). ``data`` and ``shape`` are from :func:`encode`, ``lower`` is
     the text in lower case, with the same offsets.
     """
-    shapes, labels, titles = _scanners()
     hits: Hits = defaultdict(list)
-    present: dict[bytes, bool] = {}
-    scans = [
-        (scanner, shape, 1)
-        for scanner, need in zip(shapes, _SHAPE_NEEDS, strict=True)
-        if present.setdefault(need, need in shape)
-    ]
-    scans += [(labels, lower.encode("latin-1", "replace"), 0), (titles, data, 0)]
-    for scanner, buffer, shift in scans:
-        for rule in scanner.scan(buffer).matching_rules:
-            found = hits[rule.identifier]
-            for pattern in rule.patterns:
-                found.extend(match.offset - shift for match in pattern.matches)
+    _SEARCHES[BACKEND](data, shape, lower.encode("latin-1", "replace"), hits)
     _find_runs(shape, data, hits)
     for offsets in hits.values():
         offsets.sort()
