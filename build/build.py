@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.metadata
+import importlib.util
 import os
 import shutil
 import statistics
@@ -96,6 +97,9 @@ class Target:
     package: str
     datas: tuple[tuple[Path, str], ...] = ()
     metadata: tuple[str, ...] = ()
+    # Native extension packages the binary must carry wherever the build environment has them: the
+    # agent would otherwise run on a slower fallback (YARA-X for the trigger search) without a word.
+    native: tuple[str, ...] = ()
 
     @property
     def main(self) -> Path:
@@ -112,6 +116,7 @@ def targets() -> tuple[Target, ...]:
         # frozen app that is sys._MEIPASS/agent/bundled_rules. policy.toml is part of rules/.
         datas=((ROOT / "rules", "agent/bundled_rules"),),
         metadata=("yara-x",),  # the engine version names the yara-x release (importlib.metadata)
+        native=("yara_x", "hyperscan"),
     )
     # The setup program reads the purposes and notices it shows from the bundled rules, as the agent does.
     setup = Target(
@@ -178,8 +183,23 @@ def cold_start(binary: Path, runs: int = START_RUNS) -> list[float]:
     return times
 
 
-def report(binary: Path) -> bool:
-    """Print the size and cold start of ``binary``; return whether it starts and is within the size target."""
+def missing_native(target: Target, binary: Path) -> list[str]:
+    """The packages of ``target.native`` installed here whose extension modules ``binary`` lacks."""
+    from PyInstaller.archive.readers import CArchiveReader  # noqa: PLC0415 - only after a build
+
+    bundled = {name.split("/", 1)[0] for name in CArchiveReader(str(binary)).toc if "/" in name}
+    return [pkg for pkg in target.native if importlib.util.find_spec(pkg) and pkg not in bundled]
+
+
+def report(target: Target, binary: Path) -> bool:
+    """Print the size and cold start of ``binary``; return whether all is well.
+
+    All is well when the binary bundles its native packages, starts, and is within the size target.
+    """
+    missing = missing_native(target, binary)
+    if missing:
+        print(f"== {binary.name}: native packages installed here but not bundled: {', '.join(missing)}")
+        return False
     size = binary.stat().st_size
     try:
         times = cold_start(binary)
@@ -231,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"== {target.name}: PyInstaller FAILED (exit {exc.returncode})", file=sys.stderr)
             return 1
         print(f"== {target.name}: built in {time.monotonic() - t0:.1f} s -> {binary.relative_to(ROOT)}")
-        ok = report(binary) and ok
+        ok = report(target, binary) and ok
     print(f"== build finished in {time.monotonic() - started:.1f} s")
     return 0 if ok else 1
 
