@@ -127,6 +127,11 @@ class WorkerPool(Generic[Req, Res]):
     bounds the seconds one item may take before its worker is killed. With ``max_rss`` (bytes), a
     worker whose resident memory grows past it is recycled: the item it was on is retried once in a
     fresh worker, and fails with ``memory`` if it blows the ceiling again.
+
+    ``weight`` tells what an item weighs (a file's size). Batches close at ``_BATCH_WEIGHT``, and with
+    ``max_inflight`` the items out at the workers together weigh at most that much: a scan holds a file
+    it works on in memory or mapped, so this bounds the memory of the whole pool whatever the files'
+    sizes. An item heavier than the budget goes out alone, once nothing else is out.
     """
 
     def __init__(
@@ -139,9 +144,11 @@ class WorkerPool(Generic[Req, Res]):
         *,
         max_rss: int = 0,
         retire_after: float = 0.0,
+        max_inflight: int = 0,
     ) -> None:
         self._jobs = max(1, jobs)
         self._max_rss = max_rss
+        self._max_inflight = max_inflight
         self._retire_after = retire_after
         self._retried: set[int] = set()
         self._weight = weight or (lambda _item: 0)
@@ -254,25 +261,39 @@ class WorkerPool(Generic[Req, Res]):
         pending.clear()
 
     def _dispatch(self, pending: deque[tuple[int, Req]]) -> None:
+        out = sum(self._weight(item) for w in self._workers for _, item in w.inflight)
+        room = self._max_inflight - out if self._max_inflight else float("inf")
         for w in self._workers:
             if not pending or len(w.inflight) >= _BATCH:
                 continue
             if sum(self._weight(item) for _, item in w.inflight) >= _BATCH_WEIGHT:
                 continue
-            batch = self._take(pending)
+            batch, weight = self._take(pending, room, alone=out == 0)
+            if not batch:
+                return  # the next item waits until enough of what is out comes back
+            out += weight
+            room -= weight
             w.inflight.extend(batch)
             with contextlib.suppress(OSError, ValueError):  # a dead worker is noticed by _collect
                 w.conn.send(batch)
 
-    def _take(self, pending: deque[tuple[int, Req]]) -> list[tuple[int, Req]]:
-        """Take the next batch: up to _BATCH items, closed early once it weighs _BATCH_WEIGHT."""
+    def _take(
+        self, pending: deque[tuple[int, Req]], room: float, *, alone: bool
+    ) -> tuple[list[tuple[int, Req]], int]:
+        """Take the next batch and its weight.
+
+        A batch holds up to _BATCH items. It closes early once it weighs _BATCH_WEIGHT, or when the next
+        item would not fit in ``room`` (unless it would go out ``alone``: nothing else is out).
+        """
         batch: list[tuple[int, Req]] = []
         weight = 0
         while pending and len(batch) < _BATCH and weight < _BATCH_WEIGHT:
-            entry = pending.popleft()
-            weight += self._weight(entry[1])
-            batch.append(entry)
-        return batch
+            next_weight = self._weight(pending[0][1])
+            if weight + next_weight > room and (batch or not alone):
+                break
+            batch.append(pending.popleft())
+            weight += next_weight
+        return batch, weight
 
     def _collect(
         self, busy: list[_Worker[Req]], pending: deque[tuple[int, Req]], wakeup: socket.socket | None = None

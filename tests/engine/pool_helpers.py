@@ -50,3 +50,14 @@ def setup_balloon(payload: object):
         return f"ok:{item}"
 
     return handle
+
+
+def setup_interval(payload: object):
+    """A handler that works 0.5 s on items starting with 'big' (0.01 s on others); answers when."""
+
+    def handle(item: str) -> tuple[float, float]:
+        started = time.monotonic()
+        time.sleep(0.5 if item.startswith("big") else 0.01)
+        return started, time.monotonic()
+
+    return handle

@@ -74,6 +74,44 @@ def test_heavy_items_are_spread_over_workers():
     assert len(pids) == 2
 
 
+def _weigh(item: str) -> int:
+    return int(item.split(":")[1])
+
+
+def _intervals(items, max_inflight):
+    with WorkerPool(
+        2, pool_helpers.setup_interval, None, 10.0, weight=_weigh, max_inflight=max_inflight
+    ) as pool:
+        return dict(pool.map_unordered(items))
+
+
+def _overlap(a: tuple[float, float], b: tuple[float, float]) -> bool:
+    return a[0] < b[1] and b[0] < a[1]
+
+
+def test_items_out_at_once_stay_within_the_weight_budget():
+    """Two files of 80 MiB never go out together under a 100 MiB budget; small ones pass beside them."""
+    items = [f"big{n}:{80 << 20}" for n in range(3)] + [f"small{n}:{1 << 10}" for n in range(20)]
+    got = _intervals(items, max_inflight=100 << 20)
+    assert set(got) == set(items)
+    bigs = [got[item] for item in items if item.startswith("big")]
+    assert not any(_overlap(a, b) for i, a in enumerate(bigs) for b in bigs[i + 1 :])
+
+
+def test_without_a_budget_heavy_items_go_out_together():
+    """The control: with no budget both workers take a big item at once."""
+    items = [f"big{n}:{80 << 20}" for n in range(2)]
+    got = _intervals(items, max_inflight=0)
+    assert _overlap(got[items[0]], got[items[1]])
+
+
+def test_an_item_heavier_than_the_budget_still_goes_out_alone():
+    items = [f"big0:{500 << 20}", f"big1:{500 << 20}", f"small:{1 << 10}"]
+    got = _intervals(items, max_inflight=100 << 20)
+    assert set(got) == set(items)
+    assert not _overlap(got[items[0]], got[items[1]])
+
+
 def _run_balloon(items, max_rss=100 << 20):
     with WorkerPool(2, pool_helpers.setup_balloon, None, 60.0, max_rss=max_rss) as pool:
         return dict(pool.map_unordered(items)), pool.restarts
