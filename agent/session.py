@@ -121,7 +121,7 @@ class ScanSession:
         self._history = History.open(config, self._key)  # what was found where, paths sealed
         self.analytics = Analytics.open(config.state_dir)  # daily counters; sent only with consent
         self._quarantine = (
-            QuarantineAction(Quarantine.open(config), self.policy.actions)
+            QuarantineAction(Quarantine.open(config, key=self._key), self.policy.actions)
             if "quarantine" in self.policy.actions.values()
             else None
         )

@@ -109,9 +109,9 @@ class Quarantine:
         self._key, self._clock, self._chunk = key, clock, min(chunk, _CHUNK)
 
     @classmethod
-    def open(cls, config: Config, clock: Callable[[], float] = time.time) -> Self:
-        """The quarantine of the install at ``config.state_dir``."""
-        return cls(config.state_dir, DataKey.load_or_create(config.state_dir), clock)
+    def open(cls, config: Config, clock: Callable[[], float] = time.time, key: DataKey | None = None) -> Self:
+        """The quarantine of the install at ``config.state_dir`` (``key``: the data key, if loaded)."""
+        return cls(config.state_dir, key or DataKey.load_or_create(config.state_dir), clock)
 
     def close(self) -> None:
         """Close the connection."""
