@@ -269,10 +269,14 @@ def receipt(summary: Summary) -> dict[str, Any]:
     }
 
 
+def _files(count: int) -> str:
+    return f"{count:,} file" if count == 1 else f"{count:,} files"
+
+
 def _stayed_statement(summary: Summary) -> str:
     return (
-        f"{summary.personal_files:,} files with personal data; contents, names and paths kept local. "
-        f"{summary.non_personal_files:,} files without personal data; names, paths and contents kept local. "
+        f"{_files(summary.personal_files)} with personal data; contents, names and paths kept local. "
+        f"{_files(summary.non_personal_files)} without personal data; names, paths and contents kept local. "
         "No file name, path, user name, host name, content or personal value is in any record."
     )
 
@@ -280,7 +284,8 @@ def _stayed_statement(summary: Summary) -> str:
 def receipt_text(summary: Summary) -> str:
     """The privacy receipt as text for the terminal."""
     lines = ["", "Privacy receipt", "---------------"]
-    lines.append(f"Would leave this device: {len(summary.records)} record(s), purpose 'protection':")
+    count = len(summary.records)
+    lines.append(f"Would leave this device: {count} record{'' if count == 1 else 's'}, purpose 'protection':")
     lines.extend("  " + encode_record(r).decode() for r in summary.records)
     if not summary.records:
         lines.append("  (nothing from this scan)")

@@ -3,7 +3,9 @@
 Rules of the walk:
 - Regular files are scanned. FIFOs, sockets and devices are never opened; inside a tree they are
   counted as skipped, named explicitly they are reported as errors.
-- A symlink named on the command line is followed. Symlinks met inside a tree are not: their target
+- A symlink named on the command line is followed: a link to a file is scanned at its target's real
+  path (the pipeline opens files with ``O_NOFOLLOW``) and reported under the name given. Symlinks
+  met inside a tree are not: their target
   is either inside the tree (and scanned at its real path) or outside it (and must not be scanned),
   so skipping them loses nothing and no link can lead out of the tree or into a loop.
 - A directory reached twice (bind mounts) is walked once.
@@ -17,6 +19,7 @@ import stat
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from agent.model import ScanRequest, Source, StatKey
 
@@ -55,7 +58,7 @@ class Walker:
             if stat.S_ISDIR(st.st_mode):
                 yield from self._tree(path, st)
             elif stat.S_ISREG(st.st_mode):
-                yield ScanRequest(path=path, source=self.source, stat=StatKey.of(st))
+                yield _named_file(path, st, self.source)
             else:
                 yield WalkError(path, f"not a regular file ({_type_name(st.st_mode)})")
 
@@ -90,6 +93,15 @@ class Walker:
             stack.append((entry.path, st))
         else:
             self.skipped[_type_name(mode)] += 1
+
+
+def _named_file(path: str, st: os.stat_result, source: Source) -> ScanRequest:
+    """The request for a regular file named explicitly: a link to it is scanned at the target."""
+    if not Path(path).is_symlink():
+        return ScanRequest(path=path, source=source, stat=StatKey.of(st))
+    # Opened with O_NOFOLLOW at the resolved path: a link swapped in meanwhile is refused, and a
+    # changed target no longer matches the stat taken here.
+    return ScanRequest(path=str(Path(path).resolve()), source=source, stat=StatKey.of(st), display=path)
 
 
 def _type_name(mode: int) -> str:

@@ -197,6 +197,24 @@ def test_missing_path_exits_two(tmp_path):
     assert "no such file" in objects[0]["reason"]
 
 
+@pytest.mark.parametrize("cache", [True, False])
+def test_a_symlink_named_on_the_command_line_is_followed(tmp_path, tree, cache):
+    """A link to a file, named as an argument, is scanned at its target and reported under its name;
+    the verdict does not depend on the cache."""
+    (tmp_path / "to-eicar").symlink_to(tree / "eicar.com")
+    (tmp_path / "chain").symlink_to(tmp_path / "to-eicar")
+    (tmp_path / "to-dir").symlink_to(tree / "docs")
+    names = [str(tmp_path / name) for name in ("to-eicar", "chain", "to-dir")]
+    flags = [] if cache else ["--no-cache"]
+    for _ in range(2):  # the second run is answered from the cache, when there is one
+        proc = run_cli("scan", "--json", *flags, *names, home=tmp_path / "h")
+        objects, _ = json_lines(proc.stdout)
+        by_path = {o["path"]: o for o in objects}
+        assert proc.returncode == 1, proc.stderr.decode()
+        assert {by_path[name]["verdict"] for name in names[:2]} == {"malicious"}
+        assert by_path[str(tmp_path / "to-dir" / "letter.txt")]["verdict"] == "clean"
+
+
 def test_stdin_is_scanned_as_one_stream(tmp_path):
     """`-` scans standard input as one object."""
     proc = run_cli("scan", "--json", "-", home=tmp_path / "h", stdin=samples.eicar())

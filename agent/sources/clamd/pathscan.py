@@ -139,7 +139,7 @@ def _start(ctx: ServerContext, item: ScanRequest | WalkError, allmatch: bool) ->
 
 
 async def _scan_file(ctx: ServerContext, request: ScanRequest, allmatch: bool) -> _Result:
-    label = request.path
+    label = request.display or request.path  # a link named in the command: the name given
     outcome = await ctx.outcome(request)
     if outcome is None:
         return _Result((f"{label}: Scan failed ERROR",), "error")

@@ -69,6 +69,14 @@ def test_pypi_scans(pyclamd, files):
     }
 
 
+def test_pypi_scan_of_a_symlink_reports_the_name_given(pyclamd, files, tmp_path):
+    """A link named in SCAN is followed (as the command line does) and answered under its own name."""
+    eicar, _, _ = files
+    link = tmp_path / "link.com"
+    link.symlink_to(eicar)
+    assert pyclamd.scan(str(link)) == {str(link): ("FOUND", EICAR_NAME)}
+
+
 def test_pypi_stats(pyclamd):
     """stats() gets the STATS body."""
     assert pyclamd.stats().startswith("POOLS: 1")
