@@ -259,24 +259,31 @@ def _scan(args: argparse.Namespace, cfg: config.Config) -> int:
         raise ConfigError("--jobs must be at least 1")
     walker = Walker(source=Source.ON_DEMAND, exclude_dirs=frozenset({os.path.abspath(cfg.state_dir)}))
     summary = Summary()
-    with ExitStack() as stack:
-        reputation = _reputation(cfg, args, stack)
-        options = SessionOptions(
-            rules_dir=args.rules, jobs=args.jobs, use_cache=not args.no_cache, reputation=reputation
-        )
-        session = stack.enter_context(ScanSession(cfg, options))
-        session.analytics.count_run()
-        requests = stack.enter_context(_requests(args.paths, walker, cfg))
-        progress = stack.enter_context(Progress(enabled=not args.json and sys.stderr.isatty()))
-        for outcome in session.scan(requests):
-            summary.add(outcome)
-            progress.advance(outcome)
-            _emit(outcome, args, progress)
-        summary.skipped.update(walker.skipped)
-        summary.queued = session.queued()
-    if cfg.upstream.url and not args.no_upload:
-        _deliver(cfg, summary)
-    _finish(summary, session.rules.version, args)
+    complete = False
+    try:
+        with ExitStack() as stack:
+            reputation = _reputation(cfg, args, stack)
+            options = SessionOptions(
+                rules_dir=args.rules, jobs=args.jobs, use_cache=not args.no_cache, reputation=reputation
+            )
+            session = stack.enter_context(ScanSession(cfg, options))
+            session.analytics.count_run()
+            requests = stack.enter_context(_requests(args.paths, walker, cfg))
+            progress = stack.enter_context(Progress(enabled=not args.json and sys.stderr.isatty()))
+            for outcome in session.scan(requests):
+                summary.add(outcome)
+                progress.advance(outcome)
+                _emit(outcome, args, progress)
+            summary.skipped.update(walker.skipped)
+            summary.queued = session.queued()
+        complete = True
+        if cfg.upstream.url and not args.no_upload:
+            _deliver(cfg, summary)
+        _finish(summary, session.rules.version, args)
+    except BrokenPipeError:  # the reader went away (``| head``): stop quietly, as Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        if not complete:  # what was found counts; a scan cut short is not "nothing found"
+            return EXIT_FOUND if summary.found else EXIT_ERROR
     return _exit_code(summary)
 
 

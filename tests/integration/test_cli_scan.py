@@ -6,6 +6,8 @@ import os
 import socket
 import sqlite3
 import stat
+import subprocess
+import sys
 
 import pytest
 import samples
@@ -213,6 +215,25 @@ def test_a_symlink_named_on_the_command_line_is_followed(tmp_path, tree, cache):
         assert proc.returncode == 1, proc.stderr.decode()
         assert {by_path[name]["verdict"] for name in names[:2]} == {"malicious"}
         assert by_path[str(tmp_path / "to-dir" / "letter.txt")]["verdict"] == "clean"
+
+
+@pytest.mark.parametrize(("content", "code"), [("eicar", 1), ("clean", 2)])
+def test_a_reader_that_goes_away_keeps_what_was_found(tmp_path, content, code):
+    """``scan --json | head -1``: the scan stops quietly; found is 1, cut short with nothing found is 2."""
+    tree = tmp_path / "t"
+    tree.mkdir()
+    data = samples.eicar() if content == "eicar" else b"nothing to see here\n"
+    for n in range(400):
+        (tree / f"f{n:03d}.txt").write_bytes(data)
+    env = {**os.environ, "ENDPOINT_AGENT_HOME": str(tmp_path / "h")}
+    cmd = [sys.executable, "-m", "agent", "scan", "--json", "--no-cache", str(tree)]
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        assert proc.stdout.readline().startswith(b"{")
+        proc.stdout.close()  # as head does after its first line
+        err = proc.stderr.read()
+        assert proc.wait(timeout=120) == code, err.decode()
+    assert b"Traceback" not in err
 
 
 def test_stdin_is_scanned_as_one_stream(tmp_path):
