@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -9,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agent.classify.pii import triggers
+from agent.classify.pii.core import detect
 from agent.classify.pii.text import TextView
 
 # Pieces that make triggers (digits around separators, labels, titles, IBAN and postcode shapes) and
@@ -18,6 +21,7 @@ _PIECES = (
     "AB", "DE", "x", "abc", "Mr ", "Dr.", "Señor", "DOB", "d.o.b", "birth", "geb.", "née", "né ",
     "Adresse", "addr", "\nFN:", "\nn:", ": pan ", ":Mevr", "é", "ü", "€", "中", "_", "#",
 )  # fmt: skip
+_CONTACT = "Kontakt: Dr. Anna Schmidt, Tel. +49 30 12345678, geb. 12.03.1985, anna@example.org"
 _TEXTS = st.lists(st.sampled_from(_PIECES) | st.text(max_size=3), max_size=80).map("".join)
 
 
@@ -38,6 +42,21 @@ def _backends() -> list[str]:
 def test_hyperscan_is_used_where_installed() -> None:
     pytest.importorskip("hyperscan")
     assert triggers.BACKEND == "hyperscan"
+
+
+def test_without_hyperscan_the_detectors_run_on_yara_x() -> None:
+    """Where no Hyperscan wheel exists the import fails, and detection finds the same on YARA-X."""
+    probe = (
+        "import sys\n"
+        "sys.modules['hyperscan'] = None  # import hyperscan now raises ImportError\n"
+        "from agent.classify.pii import core, triggers\n"
+        f"print(triggers.BACKEND, sorted(core.detect({_CONTACT!r}).items()))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    backend, found = out.stdout.strip().split(" ", 1)
+    assert backend == "yara-x"
+    assert found == str(sorted(detect(_CONTACT).items()))
+    assert len(detect(_CONTACT)) == 4  # e-mail, phone, date of birth, name: each needs its triggers
 
 
 @pytest.mark.parametrize("backend", ["hyperscan", "yara-x"])
