@@ -5,9 +5,9 @@ Rules of the walk:
   counted as skipped, named explicitly they are reported as errors.
 - A symlink named on the command line is followed: a link to a file is scanned at its target's real
   path (the pipeline opens files with ``O_NOFOLLOW``) and reported under the name given. Symlinks
-  met inside a tree are not: their target
-  is either inside the tree (and scanned at its real path) or outside it (and must not be scanned),
-  so skipping them loses nothing and no link can lead out of the tree or into a loop.
+  met inside a tree are not: their target is either inside the tree (and scanned at its real path)
+  or outside it (and must not be scanned), so skipping them loses nothing and no link can lead out
+  of the tree or into a loop.
 - A directory reached twice (bind mounts) is walked once.
 - An unreadable directory or a path that vanished becomes an error outcome, and the walk goes on.
 """
