@@ -20,8 +20,10 @@ tool is reported and its rows are left out.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import resource
 import shlex
 import shutil
 import statistics
@@ -57,6 +59,8 @@ class Run:
     peak_pss: int = 0  # bytes, proportional set size of the same (shared pages counted once overall)
     flagged: int | None = None  # files the tool reported (yara, clamscan)
     stderr_tail: str = ""
+    cpu: float = 0.0  # CPU seconds (user + system) of the process and every child it waited for
+    cpu_parent: float = 0.0  # of those, the process itself (its last sample, up to 50 ms early)
 
 
 @dataclass(slots=True)
@@ -93,6 +97,7 @@ class _TreeSampler(threading.Thread):
         self.peak_rss = 0
         self.peak_anon = 0
         self.peak_pss = 0
+        self.cpu_root = 0.0
 
     def run(self) -> None:
         while not self._halt.is_set():
@@ -100,6 +105,9 @@ class _TreeSampler(threading.Thread):
                 procs = [self._root, *self._root.children(recursive=True)]
             except psutil.Error:
                 return
+            with contextlib.suppress(psutil.Error):
+                times = self._root.cpu_times()
+                self.cpu_root = times.user + times.system
             rss = anon = pss = 0
             for proc in procs:
                 r, a, p = _memory(proc)
@@ -140,6 +148,7 @@ def run_agent(cmd: list[str], home: Path, collect: list[bytes] | None = None) ->
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     env["ENDPOINT_AGENT_HOME"] = str(home)
     with tempfile.TemporaryFile() as err:
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, env=env)
         sampler = _TreeSampler(proc.pid)
@@ -152,6 +161,7 @@ def run_agent(cmd: list[str], home: Path, collect: list[bytes] | None = None) ->
         reader.start()
         rc = proc.wait()
         seconds = time.perf_counter() - started
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)  # the workers count: the agent waits for them
         reader.join()
         sampler.stop()
         err.seek(0)
@@ -165,6 +175,8 @@ def run_agent(cmd: list[str], home: Path, collect: list[bytes] | None = None) ->
         peak_anon=sampler.peak_anon,
         peak_pss=sampler.peak_pss,
         stderr_tail=tail,
+        cpu=after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime,
+        cpu_parent=sampler.cpu_root,
     )
 
 
@@ -326,6 +338,8 @@ def _note(series: Series, run: Run, rep: int) -> None:
         extra = f" summary at {run.to_summary:.2f}s files={run.summary.get('files')} cached={run.summary.get('cached')}"
     if run.peak_rss:
         extra += f" peak_rss={run.peak_rss / MIB:.0f}MiB"
+    if run.cpu:
+        extra += f" cpu={run.cpu:.1f}s (parent {run.cpu_parent:.1f}s)"
     _say(f"  {series.label:<14} rep {rep}: {run.seconds:8.2f}s rc={run.rc}{extra}")
     if run.rc not in (0, 1):
         _say("    stderr: " + run.stderr_tail.strip().replace("\n", "\n            ")[-800:])
@@ -421,6 +435,7 @@ def _notes(s: Series, corpus: Corpus) -> str:
         notes.append(f"peak RSS {max(r.peak_rss for r in s.runs) / MIB:.0f} MiB")
         notes.append(f"anon {max(r.peak_anon for r in s.runs) / MIB:.0f} MiB")
         notes.append(f"PSS {max(r.peak_pss for r in s.runs) / MIB:.0f} MiB")
+        notes.append(f"CPU {run.cpu:.1f} s, parent {run.cpu_parent:.1f} s")
     elif run.flagged is not None:
         notes.append(f"flagged {run.flagged}/{len(corpus.planted)}")
     bad = sorted({r.rc for r in s.runs if r.rc not in (0, 1)})
