@@ -58,6 +58,7 @@ class ScanConfig:
     jobs: int = 0
     rules_dir: str = ""
     cache: bool = True
+    inflight_bytes: int = 128 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,6 +224,14 @@ def _table() -> tuple[Option, ...]:
             bool,
             default=True,
             doc="reuse verdicts of unchanged files (device, inode, size, times)",
+        ),
+        Option(
+            "scan",
+            "inflight_bytes",
+            int,
+            default=128 << 20,
+            doc="bytes of files out at the workers at once (each holds its file in memory or mapped); "
+            "bounds a scan's memory whatever the file sizes; 0: no bound",
         ),
         Option("privacy", "pseudonym_period", str, "month", "rotation of the device pseudonym", _PERIODS),
         Option(

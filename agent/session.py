@@ -61,10 +61,6 @@ _PERSIST_EVERY = 512
 _LOOKUP_EVERY = 256
 _FLUSH_IDLE = 1.0  # seconds a verdict may wait in memory while a streaming source is idle
 _GRACE = 5.0  # seconds past max_scan_time before the parent kills a worker
-# Bytes of files out at the workers at once. A worker holds the file it scans in memory (small files)
-# or mapped (large ones), so this bounds the scan's memory whatever the files' sizes: two 64 MiB files
-# go out together, two of 100 MiB one after the other.
-_INFLIGHT_BYTES = 128 << 20
 _TRANSIENT_LIMITS = frozenset({"Limits.Exceeded.MaxScanTime", "Limits.Exceeded.MaxMemory"})
 log = structlog.get_logger("endpoint-agent")
 
@@ -147,7 +143,9 @@ class ScanSession:
             self._ctx,
             self.config.limits.max_scan_time + _GRACE,
             weight=_request_size,
-            max_inflight=_INFLIGHT_BYTES,
+            # A worker holds the file it scans in memory or mapped: with the default 128 MiB two 64 MiB
+            # files go out together, two of 100 MiB one after the other.
+            max_inflight=self.config.scan.inflight_bytes,
             max_rss=self.config.service.worker_max_rss,
             retire_after=self.config.service.worker_idle_retire,
         )

@@ -38,6 +38,7 @@ def test_values_are_read(agent_home, tmp_path):
         ("[limits]\nmax_files = 'many'\n", "limits.max_files must be int"),
         ("[scan]\ncache = 1\n", "scan.cache must be bool"),
         ("[limits]\nmax_files = -1\n", "must not be negative"),
+        ("[scan]\ninflight_bytes = -1\n", "scan.inflight_bytes must not be negative"),
         ("[privacy]\npseudonym_period = 'year'\n", "must be one of month, week, day"),
         ("[limits]\nmax_scan_size = 10\nmax_file_size = 20\n", "max_scan_size must be >="),
         ("limits = 3\n", "'limits' must be a table"),
