@@ -123,13 +123,21 @@ class Quarantine:
     def __exit__(self, *_: object) -> None:
         self.close()
 
-    def add(self, path: str | Path, detections: tuple[str, ...] = ()) -> QuarantinedItem:
-        """Move the regular file at ``path`` into the quarantine, encrypted; return its item."""
+    def add(
+        self, path: str | Path, detections: tuple[str, ...] = (), expect: tuple[int, int] | None = None
+    ) -> QuarantinedItem:
+        """Move the regular file at ``path`` into the quarantine, encrypted; return its item.
+
+        ``expect`` is the (device, inode) of the file the verdict was about: when ``path`` names
+        another file by now (replaced since it was scanned), nothing is moved.
+        """
         target = Path(os.path.abspath(path))
         if (target.parent.resolve() / target.name).is_relative_to(self.state_dir.resolve()):
             raise QuarantineError("refusing to quarantine a file inside the agent's state dir")
         fd = _open_regular(target)
         try:
+            if expect is not None and _identity(os.fstat(fd)) != expect:
+                raise QuarantineError("the file was replaced since it was scanned; not quarantined")
             item_id = secrets.token_hex(16)
             item = self._store(fd, target, item_id, detections)
             try:
@@ -329,12 +337,15 @@ def _open_regular(path: Path) -> int:
     return fd
 
 
+def _identity(st: os.stat_result) -> tuple[int, int]:
+    return st.st_dev, st.st_ino
+
+
 def _unlink_same(path: Path, fd: int) -> None:
     """Unlink ``path`` if it still names the file open on ``fd``."""
     opened = os.fstat(fd)
     try:
-        now = path.lstat()
-        if (now.st_dev, now.st_ino) != (opened.st_dev, opened.st_ino):
+        if _identity(path.lstat()) != _identity(opened):
             raise QuarantineError("the file was replaced while it was being quarantined; nothing was moved")
         path.unlink()
     except OSError as exc:
@@ -403,8 +414,10 @@ class QuarantineAction:
         if not wants_quarantine(outcome, self.actions):
             return None
         names = tuple(dict.fromkeys(d.name for d in outcome.verdict.detections))
+        scanned = outcome.request.stat
+        expect = (scanned.device, scanned.inode) if scanned is not None else None
         try:
-            item = self.quarantine.add(outcome.request.path, names)
+            item = self.quarantine.add(outcome.request.path, names, expect)
         except QuarantineError as exc:
             log.warning("quarantine_failed", reason=str(exc))
             return None

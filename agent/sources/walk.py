@@ -95,13 +95,23 @@ class Walker:
             self.skipped[_type_name(mode)] += 1
 
 
-def _named_file(path: str, st: os.stat_result, source: Source) -> ScanRequest:
-    """The request for a regular file named explicitly: a link to it is scanned at the target."""
+def _named_file(path: str, st: os.stat_result, source: Source) -> ScanRequest | WalkError:
+    """The request for a regular file named explicitly: a link to it is scanned at its target.
+
+    The target is resolved first and then stat'ed without following links, so the request's path and
+    stat name one file even if the link is pointed elsewhere meanwhile (a stat taken through the link
+    could belong to another file than the path resolved after it, and the verdict cache trusts it).
+    """
     if not Path(path).is_symlink():
         return ScanRequest(path=path, source=source, stat=StatKey.of(st))
-    # Opened with O_NOFOLLOW at the resolved path: a link swapped in meanwhile is refused, and a
-    # changed target no longer matches the stat taken here.
-    return ScanRequest(path=str(Path(path).resolve()), source=source, stat=StatKey.of(st), display=path)
+    real = str(Path(path).resolve())
+    try:
+        st = os.stat(real, follow_symlinks=False)
+    except OSError as exc:
+        return WalkError(path, _reason(exc))
+    if not stat.S_ISREG(st.st_mode):
+        return WalkError(path, f"not a regular file ({_type_name(st.st_mode)})")
+    return ScanRequest(path=real, source=source, stat=StatKey.of(st), display=path)
 
 
 def _type_name(mode: int) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import os
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,8 @@ def outcome(
     """A session outcome for the file at ``path`` with one detection (none when clean)."""
     found = () if verdict is VerdictKind.CLEAN else (Detection("EICAR_Test_File", "yara", severity, member),)
     stat = None if data is not None else StatKey(1, 2, 68, 3, 4)
+    if data is None and os.path.lexists(path):  # the verdict is about the file there now
+        stat = StatKey.of(os.stat(path, follow_symlinks=False))
     request = ScanRequest(path=path, source=Source.ON_DEMAND, stat=stat, data=data)
     classification = Classification("executable", "com", DataClass.NON_PERSONAL)
     return Outcome(request, Verdict(verdict, found, ""), None, classification, None, 0.01)

@@ -302,3 +302,15 @@ def test_the_session_hook_quarantines_a_detected_file(vault, victim):
     assert vault.get(item_id).detections == ("EICAR_Test_File",)
     assert hook(outcome(str(victim))) is None  # already gone: logged, not raised
     assert hook.quarantined == 1
+
+
+def test_a_file_replaced_since_its_scan_is_not_quarantined(vault, victim, tmp_path):
+    """The verdict was about one file; another renamed over its path meanwhile stays where it is."""
+    hook = QuarantineAction(vault, {"high": "quarantine"})
+    found = outcome(str(victim))  # the verdict, with the scanned file's identity
+    innocent = tmp_path / "innocent"
+    innocent.write_bytes(b"someone else's file")
+    innocent.replace(victim)
+    assert hook(found) is None
+    assert victim.read_bytes() == b"someone else's file"
+    assert vault.entries() == []
