@@ -230,8 +230,8 @@ def _table() -> tuple[Option, ...]:
             "inflight_bytes",
             int,
             default=128 << 20,
-            doc="bytes of files out at the workers at once (each holds its file in memory or mapped); "
-            "bounds a scan's memory whatever the file sizes; 0: no bound",
+            doc="bytes of files out at the workers at once (each holds its file in memory or mapped), "
+            "whatever the files' sizes; 0: no bound",
         ),
         Option("privacy", "pseudonym_period", str, "month", "rotation of the device pseudonym", _PERIODS),
         Option(

@@ -9,6 +9,7 @@ in batches, each batch in one transaction.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import socket
 import time
 import uuid
@@ -142,7 +143,7 @@ class ScanSession:
             setup,
             self._ctx,
             self.config.limits.max_scan_time + _GRACE,
-            weight=_request_size,
+            weight=functools.partial(_request_weight, max_file_size=self.config.limits.max_file_size),
             # A worker holds the file it scans in memory or mapped: with the default 128 MiB two 64 MiB
             # files go out together, two of 100 MiB one after the other.
             max_inflight=self.config.scan.inflight_bytes,
@@ -330,10 +331,12 @@ def rules_cache(config: Config, secret: MasterSecret | None = None) -> RulesCach
     return RulesCache(config.state_dir / "compiled", secret.key("compiled-rules"))
 
 
-def _request_size(request: ScanRequest) -> int:
+def _request_weight(request: ScanRequest, max_file_size: int) -> int:
+    """The bytes a worker holds for ``request``: a file over ``max_file_size`` is only peeked at."""
     if request.data is not None:
         return len(request.data)
-    return request.stat.size if request.stat is not None else 0
+    size = request.stat.size if request.stat is not None else 0
+    return size if size <= max_file_size else 0
 
 
 def _cacheable(outcome: Outcome) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
@@ -11,10 +12,11 @@ from dataclasses import replace
 import pytest
 import samples
 
+import agent.session as session_module
 from agent.config import bundled_rules_dir
 from agent.engine import DEFAULT_LIMITS, Engine, load_rules
 from agent.minimize import Identity, Policy
-from agent.model import ScanRequest, VerdictKind
+from agent.model import ScanRequest, StatKey, VerdictKind
 from agent.pipeline import run_item
 from agent.worker import WorkerContext
 
@@ -170,3 +172,12 @@ def test_the_scan_parent_does_not_load_the_update_client(tmp_path):
     env = {**os.environ, "ENDPOINT_AGENT_HOME": str(tmp_path)}
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, env=env)
     assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_a_file_over_the_size_limit_weighs_nothing_in_the_pool():
+    """Such a file is only peeked at, so it must not hold back the files behind it under the budget."""
+    big = ScanRequest(path="/x", stat=StatKey(1, 2, 500 << 20, 3, 4))
+    small = ScanRequest(path="/y", stat=StatKey(1, 3, 4096, 3, 4))
+    stream = ScanRequest(path="stream", data=b"z" * 1000)
+    weigh = functools.partial(session_module._request_weight, max_file_size=100 << 20)
+    assert [weigh(big), weigh(small), weigh(stream)] == [0, 4096, 1000]

@@ -129,9 +129,10 @@ class WorkerPool(Generic[Req, Res]):
     fresh worker, and fails with ``memory`` if it blows the ceiling again.
 
     ``weight`` tells what an item weighs (a file's size). Batches close at ``_BATCH_WEIGHT``, and with
-    ``max_inflight`` the items out at the workers together weigh at most that much: a scan holds a file
-    it works on in memory or mapped, so this bounds the memory of the whole pool whatever the files'
-    sizes. An item heavier than the budget goes out alone, once nothing else is out.
+    ``max_inflight`` the items out at the workers together weigh at most that much: a scan holds the
+    file it works on in memory or mapped, so the files themselves never take more than the budget,
+    whatever their sizes (what an archive expands to is bounded by the scan limits and ``max_rss``).
+    An item heavier than the budget goes out alone, once nothing else is out; items leave in order.
     """
 
     def __init__(
@@ -210,7 +211,8 @@ class WorkerPool(Generic[Req, Res]):
         """Yield ``(item, result)`` as results arrive; a failed item yields a :class:`Failure`.
 
         For a long-running service, ``items`` may be a streaming source: it yields :data:`IDLE` when
-        it has nothing for now, and ``wakeup`` (a socket or pipe end) becomes readable when it has.
+        it has nothing for now, and ``wakeup`` (a socket) becomes readable when it has, or when
+        ``aborted()`` may have changed. The pool reads the wakeup empty each time it wakes on it.
         Each IDLE is yielded back once, so the caller can do its own housekeeping. Once ``aborted()``
         is true, every item still queued or in flight fails with ``aborted`` and the map ends.
         """
@@ -306,6 +308,8 @@ class WorkerPool(Generic[Req, Res]):
         if wakeup is not None:
             waitables.append(wakeup)
         ready = multiprocessing.connection.wait(waitables, timeout=wait_for)
+        if wakeup is not None and wakeup in ready:
+            _drain(wakeup)  # else, with the queue full, every wait would return at once: a busy loop
         for w in busy:
             if w.conn in ready:
                 yield from self._receive(w, pending)
@@ -391,6 +395,13 @@ def _refill(pending: deque[tuple[int, Any]], source: Iterator[tuple[int, Any]], 
             return _WENT_IDLE
         pending.append(nxt)
     return _FULL
+
+
+def _drain(wakeup: socket.socket) -> None:
+    """Read what woke the pool: the loop reads the source next, which is what the wakeup was for."""
+    with contextlib.suppress(OSError):  # BlockingIOError once empty
+        while wakeup.recv(4096, socket.MSG_DONTWAIT):
+            pass
 
 
 def _rss(proc: BaseProcess) -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import pool_helpers
 import pytest
 
@@ -90,7 +92,7 @@ def _overlap(a: tuple[float, float], b: tuple[float, float]) -> bool:
 
 
 def test_items_out_at_once_stay_within_the_weight_budget():
-    """Two files of 80 MiB never go out together under a 100 MiB budget; small ones pass beside them."""
+    """Files of 80 MiB never go out together under a 100 MiB budget (small files share the queue)."""
     items = [f"big{n}:{80 << 20}" for n in range(3)] + [f"small{n}:{1 << 10}" for n in range(20)]
     got = _intervals(items, max_inflight=100 << 20)
     assert set(got) == set(items)
@@ -110,6 +112,29 @@ def test_an_item_heavier_than_the_budget_still_goes_out_alone():
     got = _intervals(items, max_inflight=100 << 20)
     assert set(got) == set(items)
     assert not _overlap(got[items[0]], got[items[1]])
+
+
+def test_a_full_queue_waits_for_results_not_for_a_readable_wakeup(monkeypatch):
+    """A streaming source with more ready than the queue holds keeps its wakeup readable; the pool must
+    sleep until a worker answers rather than spin on it."""
+    wakeup, poke = socket.socketpair()
+    poke.send(b"\0")  # readable for the whole run: nobody drains it
+    items = [f"big{n}:{1 << 10}" for n in range(4)] + [f"small{n}:{1 << 10}" for n in range(200)]
+    rounds = 0
+    with WorkerPool(2, pool_helpers.setup_interval, None, 10.0, weight=_weigh) as pool:
+        collect = pool._collect
+
+        def counted(*args, **kwargs):
+            nonlocal rounds
+            rounds += 1
+            return collect(*args, **kwargs)
+
+        monkeypatch.setattr(pool, "_collect", counted)
+        got = dict(pool.map_unordered(iter(items), wakeup))
+    wakeup.close()
+    poke.close()
+    assert set(got) == set(items)
+    assert rounds < 500  # a spinning loop makes hundreds of thousands while the 0.5 s items run
 
 
 def _run_balloon(items, max_rss=100 << 20):
