@@ -44,11 +44,24 @@ def test_hyperscan_is_used_where_installed() -> None:
     assert triggers.BACKEND == "hyperscan"
 
 
-def test_without_hyperscan_the_detectors_run_on_yara_x() -> None:
-    """Where no Hyperscan wheel exists the import fails, and detection finds the same on YARA-X."""
+_NO_WHEEL = "sys.modules['hyperscan'] = None  # import hyperscan now raises ImportError\n"
+_NO_SSSE3 = (  # the import works, but the library refuses this CPU (as on a virtual CPU without SSSE3)
+    "import hyperscan\n"
+    "class Refused:\n"
+    "    def __init__(self, **_): pass\n"
+    "    def compile(self, **_): raise hyperscan.error('HS_ARCH_ERROR')\n"
+    "hyperscan.Database = Refused\n"
+)
+
+
+@pytest.mark.parametrize("setup", [_NO_WHEEL, _NO_SSSE3], ids=["no wheel", "cpu refused"])
+def test_without_hyperscan_the_detectors_run_on_yara_x(setup: str) -> None:
+    """Where Hyperscan is missing or cannot run, detection finds the same on YARA-X."""
+    if setup == _NO_SSSE3:
+        pytest.importorskip("hyperscan")
     probe = (
         "import sys\n"
-        "sys.modules['hyperscan'] = None  # import hyperscan now raises ImportError\n"
+        f"{setup}"
         "from agent.classify.pii import core, triggers\n"
         f"print(triggers.BACKEND, sorted(core.detect({_CONTACT!r}).items()))"
     )

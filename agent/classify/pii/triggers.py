@@ -29,8 +29,11 @@ from typing import TYPE_CHECKING, Any
 
 try:
     import hyperscan
+
+    _IMPORTED = True
 except ImportError:  # no wheel for this platform: the YARA-X search finds the same offsets
-    hyperscan = None  # type: ignore[assignment]
+    _IMPORTED = False
+# Hyperscan is used only where it also runs (see _hyperscan_usable, at the end of the module).
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -201,7 +204,21 @@ _SEARCHES: dict[str, Callable[[bytes, bytes, bytes, Hits], None]] = {
     "hyperscan": _hyperscan_search,
     "yara-x": _yara_search,
 }
-BACKEND = "hyperscan" if hyperscan is not None else "yara-x"  # the literal search in use
+
+
+def _hyperscan_usable() -> bool:
+    """Whether Hyperscan imports and runs here: its library needs SSSE3, which some virtual CPUs lack."""
+    if not _IMPORTED:
+        return False
+    found: list[tuple[int, int]] = []
+    try:
+        _database({"probe": ("ab",)}).database.scan(b"xab", match_event_handler=_collect, context=found)
+    except hyperscan.error:
+        return False
+    return found == [(0, 3)]
+
+
+BACKEND = "hyperscan" if _hyperscan_usable() else "yara-x"  # the literal search in use
 
 
 def encode(text: str) -> tuple[bytes, bytes]:
