@@ -35,6 +35,7 @@ class WorkerContext:
 def setup(ctx: WorkerContext) -> Callable[[ScanRequest], Outcome]:
     """Worker entry: import the pipeline and build this worker's handler."""
     sandbox.confine(ctx.limits, len(ctx.rules.yara), ctx.sandbox)  # before any content is parsed
+    sandbox.return_large_buffers()
     from agent import pipeline  # noqa: PLC0415 - deliberately late: the parent never loads classifiers
 
     return pipeline.setup(ctx)

@@ -63,6 +63,8 @@ _PR_CAPBSET_DROP = 24
 _PR_SET_NO_NEW_PRIVS = 38
 _PR_CAP_AMBIENT = 47
 _PR_CAP_AMBIENT_CLEAR_ALL = 4
+_M_MMAP_THRESHOLD = -3  # mallopt parameter (malloc.h)
+_MMAP_THRESHOLD = 1 << 20
 _CAP_DAC_READ_SEARCH = 2
 _CAP_VERSION_3 = 0x20080522
 
@@ -146,6 +148,20 @@ def confine(
     sys.dont_write_bytecode = True
     sys.addaudithook(_refuse(allow_network=settings.network))
     return Confinement(network, user, space, settings.open_files, settings.cpu_seconds, no_new_privs)
+
+
+def return_large_buffers() -> None:
+    """Serve allocations of 1 MiB and more from their own mappings, so that freeing them frees memory.
+
+    glibc raises its mmap threshold to the size of the largest block freed (up to 32 MiB). After that
+    a file read into memory for a scan (up to 16 MiB) is carved from the heap and stays there as the
+    worker's memory once the scan is done; with the threshold fixed it goes back to the system.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    mallopt = getattr(ctypes.CDLL(None), "mallopt", None)  # glibc and musl have it; musl's does nothing
+    if mallopt is not None:
+        mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD)
 
 
 def arm_cpu(seconds: float) -> None:
