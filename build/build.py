@@ -115,7 +115,7 @@ def targets() -> tuple[Target, ...]:
         # agent.config.bundled_rules_dir() looks next to agent/config.py for bundled_rules/; in the
         # frozen app that is sys._MEIPASS/agent/bundled_rules. policy.toml is part of rules/.
         datas=((ROOT / "rules", "agent/bundled_rules"),),
-        metadata=("yara-x",),  # the engine version names the yara-x release (importlib.metadata)
+        metadata=("yara-x",),  # the engine version names the yara-x release (its dist-info directory)
         native=("yara_x", "hyperscan"),
     )
     # The setup program reads the purposes and notices it shows from the bundled rules, as the agent does.

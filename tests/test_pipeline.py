@@ -163,12 +163,17 @@ def test_a_worker_imports_neither_the_logger_nor_the_terminal_ui():
 
 
 def test_the_scan_parent_does_not_load_the_update_client(tmp_path):
-    """Finding the rules in force reads a link: it loads neither the bundle verifier nor httpx."""
+    """Finding the rules in force reads a link: it loads neither the bundle verifier nor httpx.
+
+    Nor importlib.metadata, whose import and search cost ~10 ms of every start (the engine version
+    reads yara-x's release from its dist-info directory).
+    """
     probe = (
         "import sys, agent.cli, agent.session\n"
         "from agent import config\n"
         "config.load().rules_dir\n"
-        "print(sorted(m for m in ('httpx', 'agent.updates.fetch', 'agent.updates.bundle') if m in sys.modules))"
+        "modules = ('httpx', 'agent.updates.fetch', 'agent.updates.bundle', 'importlib.metadata')\n"
+        "print(sorted(m for m in modules if m in sys.modules))"
     )
     env = {**os.environ, "ENDPOINT_AGENT_HOME": str(tmp_path)}
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, env=env)

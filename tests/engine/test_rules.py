@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 
 import pytest
 
 from agent.config import bundled_rules_dir
-from agent.engine import HashDb, load_rules, parse_hash_list
+from agent.engine import ENGINE_VERSION, HashDb, load_rules, parse_hash_list
 from agent.errors import RulesError
 
 
@@ -86,3 +87,9 @@ def test_bad_hash_lines_name_file_and_line(tmp_path, suffix, line, message):
     with pytest.raises(RulesError, match=message) as info:
         parse_hash_list(path, HashDb(), f"list{suffix}")
     assert f"list{suffix}:2" in str(info.value)
+
+
+def test_the_engine_version_names_the_installed_yara_x_release():
+    """Read from the dist-info directory's name, it agrees with the package metadata."""
+    release = ENGINE_VERSION.rsplit("/", 1)[1]
+    assert release == importlib.metadata.version("yara-x")
