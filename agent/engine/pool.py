@@ -263,12 +263,11 @@ class WorkerPool(Generic[Req, Res]):
         pending.clear()
 
     def _dispatch(self, pending: deque[tuple[int, Req]]) -> None:
-        out = sum(self._weight(item) for w in self._workers for _, item in w.inflight)
+        held = [sum(self._weight(item) for _, item in w.inflight) for w in self._workers]
+        out = sum(held)
         room = self._max_inflight - out if self._max_inflight else float("inf")
-        for w in self._workers:
-            if not pending or len(w.inflight) >= _BATCH:
-                continue
-            if sum(self._weight(item) for _, item in w.inflight) >= _BATCH_WEIGHT:
+        for w, weight_held in zip(self._workers, held, strict=True):
+            if not pending or len(w.inflight) >= _BATCH or weight_held >= _BATCH_WEIGHT:
                 continue
             batch, weight = self._take(pending, room, alone=out == 0)
             if not batch:

@@ -77,7 +77,6 @@ KIND = "analytics_report"
 WINDOW_DAYS = 7  # days of counters kept and reportable
 _MICRO = 1_000_000
 _FLUSH_EVERY = 1_000
-_DAY_SECONDS = 86_400
 _DAY = 86_400
 _SETTLE = 2 * 3_600  # a day is reported once it has been over this long: late counts reach it first
 ANALYTICS_PATH = "/v1/analytics"
@@ -126,13 +125,13 @@ class SendResult:
 
 
 def _utc_day(when: float) -> str:
-    return _day_label(int(when // _DAY_SECONDS))
+    return _day_label(int(when // _DAY))
 
 
 @functools.lru_cache(maxsize=8)
 def _day_label(index: int) -> str:
     """The ``YYYY-MM-DD`` of UTC day ``index`` since the epoch (every one of them is 86,400 s long)."""
-    return dt.datetime.fromtimestamp(index * _DAY_SECONDS, dt.UTC).strftime("%Y-%m-%d")
+    return dt.datetime.fromtimestamp(index * _DAY, dt.UTC).strftime("%Y-%m-%d")
 
 
 class Analytics:
