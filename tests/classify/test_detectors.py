@@ -78,6 +78,15 @@ POSITIVES = [
     ("person_name", "Z poważaniem\nJan Kowalski"),
     ("person_name", "Patient Mr. John Smith was admitted."),
     ("person_name", "first_name,last_name\nJane,Doe\n"),
+    ("person_name", "BEGIN:VCARD\nFN:Jane Doe\nORG:Acme GmbH\nEND:VCARD"),
+    # exports name the recipient's columns with a qualifier, under a title and a "generated" line
+    ("person_name", "order_id\tship_name\tship_city\nSO1\tNina Ellison\tBoston\n"),
+    ("person_name", "Orders\nGenerated 2023-04-29 · 33 rows\norder_id\tship_name\tqty\nSO1\tOto Novák\t2\n"),
+    ("postal_address", "order_id;ship_street;ship_city\nSO1;69262 Parker Shores;Julialand\n"),
+    ("postal_address", "Street: Hauptstraße 5"),
+    # a CSV row: the comma after the number starts the next cell
+    ("phone", "2024-01-28,node-64,10.186.232.196,24.41,+1 772-354-6398,977,49.07"),
+    ("phone", "x,500-912-9475,976,2315"),
 ]
 
 NEGATIVES = [
@@ -112,6 +121,16 @@ NEGATIVES = [
     ("person_name", "From: Cron Daemon <root@buildhost>"),
     ("person_name", "FN:Acme GmbH Helpdesk"),
     ("person_name", "Mrs. Create exist fact the easy way."),
+    # organisations' vCards: RFC 6350 KIND, Apple's flag, a formatted name that is the organisation's
+    ("person_name", "BEGIN:VCARD\nVERSION:4.0\nKIND:org\nFN:Tourist Information Ceuta\nEND:VCARD"),
+    ("person_name", "BEGIN:VCARD\nFN:Quarry Print Works\nX-ABShowAs:COMPANY\nEND:VCARD"),
+    ("person_name", "BEGIN:VCARD\nFN:Harbor Optics\nORG:Harbor Optics;Sales\nEND:VCARD"),
+    ("person_name", "Name: Warehouse Automation Phase II"),  # a title-cased project name
+    ("person_name", "Cliente: Lumen Systems Ltda., Mendonça do Campo"),
+    ("person_name", "Customer: Copperfield Textiles AB"),
+    ("person_name", "Sehr geehrte Damen und Herren,\nanbei die Unterlagen."),
+    ("person_name", "Pozdrawiam\nDział Obsługi Klienta"),
+    ("phone", "Total: 202 456 1111,50 EUR"),  # an amount grouped by blanks, not a number going on in a cell
     ("email", "icon@2x.png"),
     ("email", "git@github.com:org/repo.git"),
     ("email", "UID:1234@calendar.example.com"),

@@ -59,10 +59,12 @@ _LABELS = (
     r"indirizzo|residenza|domicilio|dirección|direccion|"
     r"adres|woonadres|adres zamieszkania|miejsce zamieszkania"
 )
+# Keys and column headers for the street line alone (in prose "street" is no label: "Wall Street 12345").
+_STREETS = r"street|street name|straße|strasse|calle|straat|ulica"
 _LABEL = boundary_label(_LABELS)
-_KEYS = Keys((phrase, "address") for phrase in _LABELS.split("|"))
+_KEYS = Keys((phrase, "address") for phrase in f"{_LABELS}|{_STREETS}".split("|"))
 _HEADER = re.compile(
-    rf"(?:[\w ]{{0,20}}[ _.-])?(?:{_LABELS.replace(' ', r'[ _.-]*')})(?:[ _.-][\w ]{{0,20}})?"
+    rf"(?:[\w ]{{0,20}}[ _.-])?(?:{f'{_LABELS}|{_STREETS}'.replace(' ', r'[ _.-]*')})(?:[ _.-][\w ]{{0,20}})?"
 )
 _NOT_POSTAL = re.compile(
     r"(?:ip|mac|e-?mail|memory|web|server|bind|listen|remote|local|base|return|wallet|ipv[46])[\W_]*\Z"

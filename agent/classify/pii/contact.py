@@ -76,7 +76,7 @@ _PHONE = re.compile(
     r"""[+(0-9](?<![\w+#/.:-].)   # the first character class first: the regex engine then skips fast
     [0-9 ().\-/]{5,23}[0-9]
     (?:[ ]?(?:x|ext\.?|extension)[ ]?[0-9]{1,6})?
-    (?![\w-]|[.,/:][0-9])""",
+    (?![\w-]|[./:][0-9])""",
     re.VERBOSE,
 )
 _EXTENSION = re.compile(r"[ ]?(?:x|ext\.?|extension)[ ]?[0-9]{1,6}\Z")
@@ -115,12 +115,23 @@ def count_phones(view: TextView, limit: int = MAX_FINDINGS) -> int:
         core = _EXTENSION.sub("", match.group()).strip()
         digits = "".join(_GROUPS.findall(core))
         if (
-            _plausible_shape(core, digits)
+            not _decimal_follows(view.text, match.end(), core)
+            and _plausible_shape(core, digits)
             and not view.in_iban_shape(match.start())
             and _accepted(view, match, core, digits)
         ):
             found += 1
     return found
+
+
+def _decimal_follows(text: str, end: int, core: str) -> bool:
+    """Return whether digits grouped by blanks go on past a comma: "1 234 567,89" is an amount.
+
+    A comma before a digit ends a phone number only where the number has other separators ("+1
+    772-354-6398,977" is a CSV row).
+    """
+    comma_digit = text[end : end + 1] == "," and text[end + 1 : end + 2].isdigit()
+    return comma_digit and core.replace(" ", "").isdigit()
 
 
 def _plausible_shape(core: str, digits: str) -> bool:

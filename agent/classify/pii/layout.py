@@ -1,4 +1,8 @@
-"""Tables in a text: a paragraph whose first or second line is a header row of delimited cells.
+"""Tables in a text: a paragraph whose header row of delimited cells is one of its first few lines.
+
+Exports often put a title or a "generated on" line over the header row; of the first ``HEADER_LINES``
+lines of a paragraph the header is the one with the most header-like cells (a two-cell ``Report: x``
+line above loses to the real header).
 
 Cells are split at delimiters outside double quotes; splitting the line at its quotes first keeps the
 work in ``str`` methods (every other piece is inside quotes).
@@ -15,6 +19,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DELIMITERS",
+    "HEADER_LINES",
     "PARAGRAPH",
     "PARAGRAPH_TABLE",
     "TABLE_START",
@@ -29,10 +34,12 @@ __all__ = [
 ]
 
 PARAGRAPH = re.compile(r"\n[ \t\r]*\n")
-# A table's header row (its paragraph's first or second line) has a delimiter, and so has the row under
+HEADER_LINES = 4  # the header row is one of a paragraph's first this many lines
+# A table's header row (one of its paragraph's first lines) has a delimiter, and so has the row under
 # it: only such paragraphs are read cell by cell (a header without rows holds nothing to find).
 _HEADER_OVER_ROW = r"[^\n\t;|,]{0,2048}+[\t;|,][^\n]*+\n[^\n\t;|,]*+[\t;|,]"
-_TABLE_AHEAD = rf"(?=[^\n]*+\n[ \t\r]*+[^ \t\r\n])(?={_HEADER_OVER_ROW}|[^\n]*+\n{_HEADER_OVER_ROW})"
+_LEAD_IN = rf"(?:[^\n]*+\n(?![ \t\r]*+\n)){{0,{HEADER_LINES - 1}}}?"  # lines over the header row
+_TABLE_AHEAD = rf"(?=[^\n]*+\n[ \t\r]*+[^ \t\r\n])(?={_LEAD_IN}{_HEADER_OVER_ROW})"
 TABLE_START = re.compile(_TABLE_AHEAD)
 PARAGRAPH_TABLE = re.compile(rf"\n[ \t\r]*\n{_TABLE_AHEAD}")
 DELIMITERS = ("\t", ";", "|", ",")
@@ -64,7 +71,7 @@ def could_head_table(text: str, start: int) -> bool:
     two such pieces however it is split: here at every delimiter, without quotes or the row's own
     delimiter. Never false where :func:`table_at` finds a table; false for most code and prose.
     """
-    for _ in range(2):
+    for _ in range(HEADER_LINES):
         end = text.find("\n", start)
         line = text[start:] if end < 0 else text[start:end]
         if sum(1 for piece in _ANY_DELIMITER.split(line) if _HEADER_CELL.fullmatch(name_cell(piece))) >= 2:
@@ -85,22 +92,26 @@ def could_be_header(text: str, start: int, end: int) -> bool:
 
 
 def table_at(text: str, start: int, end: int) -> Table | None:
-    """Return the table of the paragraph ``[start, end)`` (its first or second line is the header)."""
-    for _ in range(2):
+    """Return the table of the paragraph ``[start, end)``, headed by one of its first ``HEADER_LINES`` lines.
+
+    Of those lines, the header row is the one with the most cells (the first of equals).
+    """
+    best = None
+    for _ in range(HEADER_LINES):
         line_end = text.find("\n", start, min(end, start + _MAX_HEADER_LINE))
         if line_end < 0:
             if end - start > _MAX_HEADER_LINE:
-                return None  # a long first line is prose, not a header row
+                break  # a long line is prose, not a header row
             line_end = end
         if could_be_header(text, start, line_end):
             delim = _delimiter(text, start, line_end)
             table = _header_row(text[start:line_end].rstrip("\r"), delim, line_end, end)
-            if table is not None:
-                return table
+            if table is not None and (best is None or len(table.header) > len(best.header)):
+                best = table
         start = line_end + 1
         if start >= end:
-            return None
-    return None
+            break
+    return best
 
 
 def _header_row(line: str, delim: str, line_end: int, end: int) -> Table | None:

@@ -48,15 +48,20 @@ all any each every some keine nicht unbekannt kunde kunden inconnu inconnue clie
 cliente desconocido onbekend klant nieznany klient brak mit und ohne le la les el los las il gli het een
 des und dem helpdesk hotline desk office center centre reception daemon cron bot robot noreply
 postmaster mailer fundacja stiftung fondation fondazione fundación stichting spółka gesellschaft société
-società sociedad
+società sociedad damen herren messieurs mesdames signori signore señores señoras dames heren kundenservice
+kundendienst abteilung servizio clienti atención afdeling klantenservice dział obsługi obsługa klienta
+biuro zespół kundtjänst kundeservice
 """
 STOPWORDS = words(_STOP_TEXT)
 # Legal forms and organisational words: a value holding one names an organisation, not a person.
 COMPANY_MARKERS = words(
     "gmbh mbh ag kg ohg ug se ltd limited llc inc plc corp corporation company bv nv sa sas sarl spa "
     "srl sl sp sp.j sp.k sp.z o.o s.a s.p.a s.r.l s.l b.v n.v figli fratelli group holding holdings "
-    "helpdesk hotline support team department dept e.v eg cie & co co."
+    "helpdesk hotline support team department dept e.v eg cie & co co. ltda lda eireli oy oyj aps a/s "
+    "kft zrt s.r.o a.s spol d.o.o sasu snc kgaa gbr e.k pty pvt k.k slu s.l.u"
 )
+# Legal forms that are also words or given names in small letters ("as", "Asa"): matched as written.
+_CASED_MARKERS = frozenset({"AB", "AS", "ASA"})
 
 
 def _name_word(word: str) -> bool:
@@ -66,6 +71,12 @@ def _name_word(word: str) -> bool:
     if not all(c.isalpha() or c in "-'\u2019" for c in word):
         return False
     return any(c.islower() for c in word[1:]) or (word.isupper() and len(word) <= 20)
+
+
+def _capitalised_filler(word: str) -> bool:
+    """Return whether a word is one of the common words, written with a capital (as in a title)."""
+    word = word.rstrip(",.;:")
+    return word[:1].isupper() and word.lower() in STOPWORDS
 
 
 def _title(word: str) -> bool:
@@ -85,7 +96,8 @@ def looks_like_name(words: list[str], single_ok: bool = False, min_words: int = 
     Returns:
         True when there are at least two name words, or one after a title or in a single-word field.
     """
-    if any(w.lower().strip(",.;:()") in COMPANY_MARKERS for w in words):
+    bare = [w.strip(",.;:()") for w in words]
+    if any(w.lower() in COMPANY_MARKERS or w in _CASED_MARKERS for w in bare):
         return False
     index, titled = 0, False
     while index < len(words) and _title(words[index]):
@@ -100,4 +112,6 @@ def looks_like_name(words: list[str], single_ok: bool = False, min_words: int = 
         index += 1
     if names > MAX_NAME_WORDS or (names and not all(w[0].isupper() for w in words[index - 1 : index])):
         return False
+    if names and index < len(words) and _capitalised_filler(words[index]):
+        return False  # a title-cased phrase: "Warehouse Automation Phase II", "Tourist Information Centre"
     return names >= max(2, min_words) or (names == 1 == min_words and (titled or single_ok))

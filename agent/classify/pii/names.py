@@ -34,7 +34,8 @@ _SINGLE = (
 )
 _QUALIFIED = (
     "full|complete|customer|patient|client|employee|contact|person|display|legal|account holder|card holder|"
-    "holder|beneficiary|insured|guest|passenger|student|applicant"
+    "holder|beneficiary|insured|guest|passenger|student|applicant|shipping|ship|ship to|billing|bill to|"
+    "delivery|consignee|buyer|sender|recipient|owner|tenant|landlord|member|policyholder"
 )
 _FULL = (
     "name|patient|patientin|customer|client|cliente|employee|contact|contact person|applicant|account holder|"
@@ -103,6 +104,12 @@ _MAIL_NAME = re.compile(r"[ \t]*\"?([^\"<>\n@]{2,60}?)\"?[ \t]*<[^<>\s@]+@[^<>\s
 # A bare "name" key names a person only when nothing qualifies it: "Project name:" does not.
 _BARE_KEYS = frozenset({"name", "nom", "nome", "nombre", "naam"})
 _PEOPLE_SHARE = 4  # a bare "name" column holds people when one row in this many has a full name
+_VCARD_KEYS = frozenset({"fn", "n"})
+_MAX_CARD = 8192  # how far from a name line its card's BEGIN and END lines are looked for
+# Lines of a vCard (lower case) that mark it as no person's: a KIND other than individual, Apple's flag.
+_NOT_INDIVIDUAL = re.compile(r"\n(?:kind[^:\n]*:[ \t]*(?!individual)[a-z]|x-abshowas[^:\n]*:[ \t]*company)")
+_CARD_FN = re.compile(r"\nfn[^:\n]*:([^\n]*)")
+_CARD_ORG = re.compile(r"\norg[^:\n]*:([^;\n]*)")
 _KEY_START = re.compile(r"(?:^|[\n\r\t\"'{,;|*>(\[-])[ \t*]*\Z")
 
 
@@ -159,10 +166,29 @@ def _keyed_names(view: TextView, limit: int) -> int:
     found = 0
     vcards = (hit + 2 + (view.lower[hit + 1] == "f") for hit in view.hits.get("vcard", ()))
     for key in keyed(view, _KEYS, sorted({*view.hits.get("colon", ()), *vcards})):
+        if key.phrase in _VCARD_KEYS and _organisation_card(view.lower, key.start):
+            continue
         found += _keyed_value(view.text, key)
         if found >= limit:
             break
     return found
+
+
+def _organisation_card(lower: str, pos: int) -> bool:
+    """Return whether the vCard around ``pos`` is an organisation's (its ``FN`` and ``N`` name no person).
+
+    RFC 6350 says so with ``KIND`` (``org``, ``group``, ``location``), Apple's address book with
+    ``X-ABShowAs:COMPANY``, older cards by a formatted name that is the organisation's name.
+    """
+    begin = lower.rfind("begin:vcard", max(0, pos - _MAX_CARD), pos)
+    if begin < 0:
+        return False
+    end = lower.find("end:vcard", pos, pos + _MAX_CARD)
+    card = lower[begin : end if end >= 0 else pos + _MAX_CARD]
+    if _NOT_INDIVIDUAL.search(card):
+        return True
+    full, org = _CARD_FN.search(card), _CARD_ORG.search(card)
+    return full is not None and org is not None and full.group(1).strip() == org.group(1).strip()
 
 
 def _keyed_value(text: str, key: Key) -> bool:

@@ -243,7 +243,7 @@ class TextView:
 
     @cached_property
     def tables(self) -> tuple[Table, ...]:
-        """The delimited blocks of the text whose first or second line is a header row over a data row."""
+        """The delimited blocks of the text with a header row over a data row (see :mod:`.layout`)."""
         if not any(delim in self.text for delim in DELIMITERS):  # no delimited line, so no table
             return ()
         starts = [0] if TABLE_START.match(self.text) else []

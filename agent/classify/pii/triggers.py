@@ -71,6 +71,7 @@ _BIRTH = (
 )  # fmt: skip
 _ADDRESS = (
     "addr", "adr", "anschrift", "wohnort", "domicil", "indirizzo", "residenza", "direcci", "zamieszkania",
+    "street", "stra\xdfe", "strasse", "calle", "straat", "ulica",
 )  # fmt: skip
 _LABELS: dict[str, tuple[str, ...]] = {
     "birth": _BIRTH,
