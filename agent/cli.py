@@ -255,8 +255,8 @@ def _status(args: argparse.Namespace, cfg: config.Config) -> int:
 def _scan(args: argparse.Namespace, cfg: config.Config) -> int:
     from agent.session import ScanSession, SessionOptions  # noqa: PLC0415 - keeps --version and config fast
 
-    if args.jobs is not None and args.jobs < 1:
-        raise ConfigError("--jobs must be at least 1")
+    if args.jobs is not None:
+        config.check_jobs(args.jobs, "--jobs")
     walker = Walker(source=Source.ON_DEMAND, exclude_dirs=frozenset({os.path.abspath(cfg.state_dir)}))
     summary = Summary()
     complete = False

@@ -34,6 +34,7 @@ __all__ = [
 ]
 
 _HOME_ENV = "ENDPOINT_AGENT_HOME"
+_JOBS_PER_CORE = 4
 _PERIODS = ("month", "week", "day")
 _LOG_FORMATS = ("auto", "json", "console")
 _LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -210,6 +211,17 @@ class Config:
     def jobs(self) -> int:
         """Worker processes to use: the configured count, else one per core."""
         return self.scan.jobs or (os.cpu_count() or 1)
+
+
+def max_jobs() -> int:
+    """The most worker processes a scan may start: four per core (each holds some 30 MB)."""
+    return _JOBS_PER_CORE * (os.cpu_count() or 1)
+
+
+def check_jobs(jobs: int, where: str) -> None:
+    """Raise :class:`ConfigError` unless ``jobs`` is between 1 and :func:`max_jobs`."""
+    if not 1 <= jobs <= max_jobs():
+        raise ConfigError(f"{where} must be between 1 and {max_jobs()} ({_JOBS_PER_CORE} per core)")
 
 
 def _table() -> tuple[Option, ...]:
@@ -406,6 +418,8 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config file not found: {path}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); TOML files are UTF-8") from exc
     except OSError as exc:
         raise ConfigError(f"{path}: {exc.strerror}") from exc
 
@@ -460,6 +474,8 @@ def _check(config: Config, path: Path) -> None:
         raise ConfigError(f"{path}: limits.max_scan_time must be positive")
     if limits.max_compression_ratio < 1:
         raise ConfigError(f"{path}: limits.max_compression_ratio must be at least 1")
+    if config.scan.jobs:
+        check_jobs(config.scan.jobs, f"{path}: scan.jobs")
     if not 0 <= config.service.nice <= 19:
         raise ConfigError(f"{path}: service.nice must be between 0 and 19")
     if config.clamd.socket_mode & ~0o777:

@@ -43,6 +43,7 @@ def test_values_are_read(agent_home, tmp_path):
         ("[limits]\nmax_scan_size = 10\nmax_file_size = 20\n", "max_scan_size must be >="),
         ("limits = 3\n", "'limits' must be a table"),
         ("[limits\n", "agent.toml"),
+        ("[scan]\njobs = 100000\n", "scan.jobs must be between 1 and"),  # a typo must not start 100,000 workers
     ],
 )
 def test_bad_config_names_the_key(agent_home, tmp_path, text, message):
@@ -64,3 +65,11 @@ def test_example_is_valid_and_complete(agent_home, tmp_path):
     assert cfg.limits == config.DEFAULT_LIMITS if hasattr(config, "DEFAULT_LIMITS") else True
     parsed = tomllib.loads(text)
     assert sum(len(v) for v in parsed.values()) == len(config.OPTIONS)
+
+
+def test_config_that_is_not_utf8_is_a_config_error(agent_home, tmp_path):
+    """A file in another encoding is a clear error naming the file, not a traceback."""
+    path = tmp_path / "agent.toml"
+    path.write_bytes(b"\xff\xfe[scan]\n")
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        config.load(path)

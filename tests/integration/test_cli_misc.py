@@ -39,6 +39,16 @@ def test_config_option_after_the_command(tmp_path):
     assert b"config file not found" in proc.stderr
 
 
+def test_too_many_jobs_is_refused_before_any_worker_starts(tmp_path):
+    """A typo in --jobs is a usage error: 100,000 workers would run the machine out of memory."""
+    target = tmp_path / "f.txt"
+    target.write_text("hello")
+    proc = run_cli("scan", "--jobs", "100000", str(target), home=tmp_path)
+    assert proc.returncode == 2
+    assert b"--jobs must be between 1 and" in proc.stderr
+    assert b"Traceback" not in proc.stderr
+
+
 def test_undecodable_file_names_are_scanned_and_reported(tmp_path):
     """A file name that is not valid UTF-8 is scanned; JSON and console output stay valid and inert."""
     tree = tmp_path / "t"
