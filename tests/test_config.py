@@ -43,7 +43,10 @@ def test_values_are_read(agent_home, tmp_path):
         ("[limits]\nmax_scan_size = 10\nmax_file_size = 20\n", "max_scan_size must be >="),
         ("limits = 3\n", "'limits' must be a table"),
         ("[limits\n", "agent.toml"),
-        ("[scan]\njobs = 100000\n", "scan.jobs must be between 1 and"),  # a typo must not start 100,000 workers
+        (
+            "[scan]\njobs = 100000\n",
+            "scan.jobs must be between 1 and",
+        ),  # a typo must not start 100,000 workers
     ],
 )
 def test_bad_config_names_the_key(agent_home, tmp_path, text, message):

@@ -96,6 +96,7 @@ class ClamdServer:
         self._tasks: set[asyncio.Task[None]] = set()
         self._open = 0
         self._per_client: Counter[tuple[object, ...]] = Counter()
+        self._freed = asyncio.Event()  # set (and replaced) whenever a slot frees up
         self._refused = 0
         self._grace = 0.0
 
@@ -234,46 +235,79 @@ class ClamdServer:
             self._admit(sock, _peer_of(sock) if unix else Peer(unix=False))
 
     def _admit(self, sock: socket.socket, peer: Peer) -> None:
-        settings = self.settings
-        if self._open >= 2 * settings.max_connections:  # even refusing has a limit
+        if self._open >= 2 * self.settings.max_connections:  # even waiting has a limit
             sock.close()
             self._note_refusal("connections_exhausted")
             return
-        client = ("pid", peer.pid) if peer.unix else ("tcp",)
-        refusal = None
-        if self._served() >= settings.max_connections:
-            refusal = "Too many connections. ERROR"
-            self._note_refusal("max_connections")
-        elif self._per_client[client] >= settings.max_client_connections:
-            refusal = "Too many connections from this client. ERROR"
-            self._note_refusal("max_client_connections")
-        else:
-            self._per_client[client] += 1
         self._open += 1
-        ctx = self._ctx
-        if ctx is None:  # not reachable: the context exists before accepting starts
-            raise RuntimeError("clamd server context missing")
-        ctx.connections = self._served()
-        connection = Connection(ctx, sock, peer, refusal)
-        task = asyncio.get_running_loop().create_task(connection.run())
+        client = ("pid", peer.pid) if peer.unix else ("tcp",)
+        task = asyncio.get_running_loop().create_task(self._serve(sock, peer, client))
         self._tasks.add(task)
-        task.add_done_callback(lambda done: self._release(done, connection, client, served=refusal is None))
+        task.add_done_callback(self._finished)
+
+    async def _serve(self, sock: socket.socket, peer: Peer, client: tuple[object, ...]) -> None:
+        """Wait for a slot (or give up with an ERROR reply), serve the connection, free the slot."""
+        connection = None
+        refusal = "unknown"
+        try:
+            refusal = await self._slot(client)
+            ctx = self._ctx
+            if ctx is None:  # not reachable: the context exists before accepting starts
+                raise RuntimeError("clamd server context missing")
+            connection = Connection(ctx, sock, peer, refusal)
+            await connection.run()
+        finally:
+            if connection is None:  # cancelled while waiting: the socket was never handed over
+                sock.close()
+            else:
+                connection.close()  # a connection cancelled early never reached its own cleanup
+            if refusal is None:
+                self._free(client)
+
+    async def _slot(self, client: tuple[object, ...]) -> str | None:
+        """Take a serving slot for ``client``, waiting up to ``queue_timeout`` for one to free up.
+
+        Like clamd's queue, a connection past ``max_connections`` (or past ``max_client_connections`` of
+        its own client) waits; only one still waiting after ``queue_timeout`` gets the ERROR reply.
+        Returns None with the slot taken, else the refusal to answer the client's command with.
+        """
+        settings = self.settings
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + settings.queue_timeout
+
+        def full() -> bool:
+            return self._served() >= settings.max_connections
+
+        while full() or self._per_client[client] >= settings.max_client_connections:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                if full():
+                    self._note_refusal("max_connections")
+                    return "Too many connections. ERROR"
+                self._note_refusal("max_client_connections")
+                return "Too many connections from this client. ERROR"
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._freed.wait(), remaining)
+        self._per_client[client] += 1
+        if self._ctx is not None:
+            self._ctx.connections = self._served()
+        return None
+
+    def _free(self, client: tuple[object, ...]) -> None:
+        self._per_client[client] -= 1
+        if self._per_client[client] <= 0:
+            del self._per_client[client]
+        if self._ctx is not None:
+            self._ctx.connections = self._served()
+        freed, self._freed = self._freed, asyncio.Event()
+        freed.set()  # wakes every waiter; each checks the limits again
 
     def _served(self) -> int:
         return sum(self._per_client.values())
 
-    def _release(
-        self, task: asyncio.Task[None], connection: Connection, client: tuple[object, ...], *, served: bool
-    ) -> None:
-        connection.close()  # a task cancelled before it ran never reached its own cleanup
+    def _finished(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
         self._open -= 1
-        if served:
-            self._per_client[client] -= 1
-            if self._per_client[client] <= 0:
-                del self._per_client[client]
-        if self._ctx is not None:
-            self._ctx.connections = self._served()
         if not task.cancelled() and (error := task.exception()) is not None:
             log.error("clamd_connection_failed", error=type(error).__name__)
 

@@ -22,7 +22,8 @@ class ClamdSettings:
     - ``stream_max_length``: clamd's StreamMaxLength, the most an INSTREAM (or a FILDES file) may hold.
     - ``max_connections``: connections served at once; ``max_client_connections``: of those, how many
       one client process may hold (by SO_PEERCRED pid; all TCP clients count as one client), so no
-      single client can take them all. Past either, the client's command gets an ERROR reply.
+      single client can take them all. Past either, a connection waits for a slot (as in clamd's
+      queue); ``queue_timeout``: seconds it waits before its command gets an ERROR reply.
     - ``command_read_timeout``: seconds to send the first complete command;
       ``idle_timeout``: seconds a session may wait with nothing in flight before its next command;
       ``read_timeout``: seconds between two pieces of an INSTREAM, and to write a reply.
@@ -39,6 +40,7 @@ class ClamdSettings:
     stream_max_length: int = 100 * _MIB
     max_connections: int = 256
     max_client_connections: int = 64
+    queue_timeout: float = 30.0
     idle_timeout: float = 30.0
     command_read_timeout: float = 30.0
     read_timeout: float = 120.0
@@ -58,7 +60,7 @@ class ClamdSettings:
         for key in ("in_memory_max", "memory_budget"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"clamd.{key}: must not be negative")
-        for key in ("idle_timeout", "command_read_timeout", "read_timeout"):
+        for key in ("idle_timeout", "command_read_timeout", "read_timeout", "queue_timeout"):
             if not getattr(self, key) > 0:
                 raise ConfigError(f"clamd.{key}: must be a positive number of seconds")
 

@@ -239,7 +239,7 @@ def test_idle_session_times_out(clamd_factory, clamd_raw):
 
 def test_connection_cap_gives_an_error(clamd_factory, clamd_raw, clamd_query):
     """Past max_connections, the next client's command gets a clear ERROR in its own framing."""
-    server = clamd_factory(max_connections=3, max_client_connections=3)
+    server = clamd_factory(max_connections=3, max_client_connections=3, queue_timeout=0.3)
     path = server.settings.socket_path
     held = [clamd_raw(path) for _ in range(3)]
     held[0].send(b"nIDSESSION\nnPING\n")
@@ -250,11 +250,32 @@ def test_connection_cap_gives_an_error(clamd_factory, clamd_raw, clamd_query):
     eventually(lambda: clamd_query(path, b"zPING\0") == b"PONG\0", "capacity to come back")
 
 
+def test_clients_past_the_limits_wait_for_a_slot_instead_of_an_error(clamd_factory, clamd_query):
+    """Like clamd's queue: 24 threads of one process over 4 per-client slots are all served, no ERROR."""
+    server = clamd_factory(max_connections=16, max_client_connections=4)
+    path = server.settings.socket_path
+    body = samples.eicar()
+    stream = b"zINSTREAM\0" + struct.pack("!L", len(body)) + body + struct.pack("!L", 0)
+    replies: list[bytes] = []
+
+    def client() -> None:
+        for _ in range(5):
+            replies.append(clamd_query(path, stream))
+
+    threads = [threading.Thread(target=client) for _ in range(24)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(HANG_GUARD)
+    assert len(replies) == 120
+    assert set(replies) == {b"stream: " + EICAR_FOUND + b"\0"}
+
+
 def test_500_connections_from_one_client_do_not_block_another(
     clamd_factory, clamd_raw, clamd_chunks, tmp_path
 ):
     """One process holding 500 idle connections cannot stop another process's PING and INSTREAM."""
-    server = clamd_factory(max_client_connections=64)
+    server = clamd_factory(max_client_connections=64, queue_timeout=0.5)
     path = server.settings.socket_path
     hogs = [clamd_raw(path) for _ in range(500)]
     sample = tmp_path / "eicar.com"
