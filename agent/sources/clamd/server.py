@@ -248,9 +248,10 @@ class ClamdServer:
     async def _serve(self, sock: socket.socket, peer: Peer, client: tuple[object, ...]) -> None:
         """Wait for a slot (or give up with an ERROR reply), serve the connection, free the slot."""
         connection = None
-        refusal = "unknown"
+        served = False
         try:
             refusal = await self._slot(client)
+            served = refusal is None
             ctx = self._ctx
             if ctx is None:  # not reachable: the context exists before accepting starts
                 raise RuntimeError("clamd server context missing")
@@ -261,7 +262,7 @@ class ClamdServer:
                 sock.close()
             else:
                 connection.close()  # a connection cancelled early never reached its own cleanup
-            if refusal is None:
+            if served:
                 self._free(client)
 
     async def _slot(self, client: tuple[object, ...]) -> str | None:
