@@ -88,6 +88,7 @@ class ScanRequest(msgspec.Struct, frozen=True, gc=False):
     stat: StatKey | None = None
     display: str = ""
     data: bytes | None = None
+    act: bool = True  # False: report only, whatever the policy's [actions] (clamd clients expect that)
 
 
 class Detection(msgspec.Struct, frozen=True, gc=False):
@@ -138,3 +139,5 @@ class Outcome(msgspec.Struct, frozen=True):
     record: Record | None
     duration: float
     cached: bool = False
+    action: str | None = None  # what the policy did with the file: "quarantined" or "quarantine_failed"
+    action_detail: str | None = None  # the quarantine item's id, or why quarantining failed

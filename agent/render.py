@@ -51,6 +51,7 @@ class Summary:
     reasons: Counter[str] = field(default_factory=Counter)
     personal_types: Counter[str] = field(default_factory=Counter)
     skipped: Counter[str] = field(default_factory=Counter)
+    actions: Counter[str] = field(default_factory=Counter)  # files quarantined, or that failed to be
     personal_files: int = 0
     non_personal_files: int = 0
     cached: int = 0
@@ -78,6 +79,8 @@ class Summary:
                 self.non_personal_files += 1
         if outcome.record is not None:
             self.records.append(outcome.record)
+        if outcome.action is not None:
+            self.actions[outcome.action] += 1
 
     @property
     def files(self) -> int:
@@ -111,6 +114,7 @@ class Summary:
             "personal_files": self.personal_files,
             "cached": self.cached,
             "skipped": dict(self.skipped),
+            "actions": dict(self.actions),
             "bytes": self.bytes,
             "seconds": round(seconds, 3),
             "files_per_second": round(self.files / seconds, 1),
@@ -149,6 +153,9 @@ def outcome_json(outcome: Outcome) -> dict[str, Any]:
         "cached": outcome.cached,
         "duration_ms": round(outcome.duration * 1000, 3),
         "upstream": json.loads(encode_record(outcome.record)) if outcome.record else None,
+        "action": outcome.action,  # null: reported only
+        **({"quarantine_item": outcome.action_detail} if outcome.action == "quarantined" else {}),
+        **({"action_error": outcome.action_detail} if outcome.action == "quarantine_failed" else {}),
     }
 
 
@@ -216,6 +223,10 @@ def print_outcome(outcome: Outcome, progress: Progress) -> None:
     if kind in (VerdictKind.MALICIOUS, VerdictKind.SUSPICIOUS):
         names = ", ".join(_label(d.name, d.member) for d in outcome.verdict.detections if d.source != "limit")
         line.append(f"{names} FOUND ({kind.value})", style=_STYLE[kind.value])
+        if outcome.action == "quarantined":
+            line.append(f" -> quarantined (item {outcome.action_detail})", style="bold")
+        elif outcome.action == "quarantine_failed":
+            line.append(f" -> not quarantined: {safe(outcome.action_detail or '')}", style="bold red")
     elif kind is VerdictKind.UNSCANNED:
         line.append(f"{safe(outcome.verdict.reason)} UNSCANNED", style=_STYLE["unscanned"])
     else:
@@ -237,6 +248,10 @@ def print_summary(summary: Summary, rules_version: str, *, show_receipt: bool) -
     table.add_row(
         "Detections", f"{summary.found:,} ({v['malicious']} malicious, {v['suspicious']} suspicious)"
     )
+    if summary.actions:
+        table.add_row(
+            "Actions", ", ".join(f"{n:,} {k.replace('_', ' ')}" for k, n in sorted(summary.actions.items()))
+        )
     table.add_row("Not fully scanned", f"{summary.unscanned + summary.errors:,}")
     for reason, count in summary.reasons.most_common():
         table.add_row("", f"{count:,} x {safe(reason)}")

@@ -260,7 +260,7 @@ class ScanSession:
         _log_outcome(final)
         self.analytics.count(final)
         if self._quarantine is not None:
-            self._quarantine(final)
+            final = self._quarantine(final)
         if worth_keeping(final):
             self._pending.history.append(HistoryRow.from_outcome(final))
         if not outcome.cached:

@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, Any, Self
 
+import msgspec
 import structlog
 
 from agent.config import Config
@@ -398,6 +399,8 @@ def wants_quarantine(outcome: Outcome, actions: Mapping[str, str]) -> bool:
         return False
     if outcome.request.data is not None or outcome.request.stat is None:
         return False  # a stream held in memory has no file to move
+    if not outcome.request.act:
+        return False  # the requester asked for a report only (a clamd client's SCAN)
     threats = (d for d in outcome.verdict.detections if d.source != "limit")
     return any(actions.get(d.severity, "report") == "quarantine" for d in threats)
 
@@ -409,10 +412,10 @@ class QuarantineAction:
         self.quarantine, self.actions = quarantine, dict(actions)
         self.quarantined = 0
 
-    def __call__(self, outcome: Outcome) -> str | None:
-        """Quarantine the file if the policy says so; return the item id, or None."""
+    def __call__(self, outcome: Outcome) -> Outcome:
+        """Quarantine the file if the policy says so; return the outcome with what was done."""
         if not wants_quarantine(outcome, self.actions):
-            return None
+            return outcome
         names = tuple(dict.fromkeys(d.name for d in outcome.verdict.detections))
         scanned = outcome.request.stat
         expect = (scanned.device, scanned.inode) if scanned is not None else None
@@ -420,6 +423,6 @@ class QuarantineAction:
             item = self.quarantine.add(outcome.request.path, names, expect)
         except QuarantineError as exc:
             log.warning("quarantine_failed", reason=str(exc))
-            return None
+            return msgspec.structs.replace(outcome, action="quarantine_failed", action_detail=str(exc))
         self.quarantined += 1
-        return item.id
+        return msgspec.structs.replace(outcome, action="quarantined", action_detail=item.id)

@@ -8,6 +8,7 @@ import os
 import stat
 from pathlib import Path
 
+import msgspec
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -294,14 +295,27 @@ def test_the_default_policy_reports_only():
 
 
 def test_the_session_hook_quarantines_a_detected_file(vault, victim):
-    """QuarantineAction moves a file the policy wants quarantined and returns the item id."""
+    """QuarantineAction moves a file the policy wants quarantined and says so in the outcome."""
     hook = QuarantineAction(vault, {"high": "quarantine"})
-    item_id = hook(outcome(str(victim)))
-    assert item_id is not None
+    done = hook(outcome(str(victim)))
+    assert done.action == "quarantined"
+    assert done.action_detail is not None
     assert not victim.exists()
-    assert vault.get(item_id).detections == ("EICAR_Test_File",)
-    assert hook(outcome(str(victim))) is None  # already gone: logged, not raised
+    assert vault.get(done.action_detail).detections == ("EICAR_Test_File",)
+    failed = hook(outcome(str(victim)))  # already gone: logged and reported, not raised
+    assert failed.action == "quarantine_failed"
+    assert "cannot open" in (failed.action_detail or "")
     assert hook.quarantined == 1
+
+
+def test_a_report_only_request_is_never_quarantined(vault, victim):
+    """A request marked report-only (a clamd client's SCAN) leaves the file where it is."""
+    hook = QuarantineAction(vault, {"high": "quarantine"})
+    found = outcome(str(victim))
+    found = msgspec.structs.replace(found, request=msgspec.structs.replace(found.request, act=False))
+    assert hook(found).action is None
+    assert victim.exists()
+    assert vault.entries() == []
 
 
 def test_a_file_replaced_since_its_scan_is_not_quarantined(vault, victim, tmp_path):
@@ -311,6 +325,6 @@ def test_a_file_replaced_since_its_scan_is_not_quarantined(vault, victim, tmp_pa
     innocent = tmp_path / "innocent"
     innocent.write_bytes(b"someone else's file")
     innocent.replace(victim)
-    assert hook(found) is None
+    assert hook(found).action == "quarantine_failed"
     assert victim.read_bytes() == b"someone else's file"
     assert vault.entries() == []

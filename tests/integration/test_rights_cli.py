@@ -39,8 +39,18 @@ def test_a_policy_that_quarantines_moves_the_file_and_restore_puts_it_back(tmp_p
     (home / "agent.toml").write_text(f'[privacy]\npolicy_file = "{policy}"\n')
     target = tmp_path / "dropped.com"
     target.write_bytes(eicar())
-    assert run_cli("scan", str(target), home=home).returncode == 1
+    scanned = run_cli("scan", str(target), home=home)
+    assert scanned.returncode == 1
     assert not target.exists()
+    assert b"-> quarantined (item " in scanned.stdout  # the user is told where the file went
+    assert b"1 quarantined" in scanned.stdout
+    target.write_bytes(eicar())
+    lines = [
+        json.loads(line) for line in run_cli("scan", "--json", str(target), home=home).stdout.splitlines()
+    ]
+    assert lines[0]["action"] == "quarantined" and lines[0]["quarantine_item"]
+    assert lines[-1]["actions"] == {"quarantined": 1}
+    assert run_cli("quarantine", "delete", lines[0]["quarantine_item"], home=home).returncode == 0
     listing = run_cli("quarantine", "list", home=home)
     assert listing.returncode == 0
     item = next(line.split()[0] for line in listing.stdout.decode().splitlines() if "dropped.com" in line)

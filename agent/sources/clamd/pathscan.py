@@ -21,6 +21,8 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
+import msgspec
+
 from agent.model import ScanRequest, Source
 from agent.sources.clamd.context import ServerContext
 from agent.sources.clamd.replies import Tally, clean_text, outcome_statuses
@@ -140,7 +142,8 @@ def _start(ctx: ServerContext, item: ScanRequest | WalkError, allmatch: bool) ->
 
 async def _scan_file(ctx: ServerContext, request: ScanRequest, allmatch: bool) -> _Result:
     label = request.display or request.path  # a link named in the command: the name given
-    outcome = await ctx.outcome(request)
+    # clamd never changes the files it is asked about: the policy's [actions] are not applied here
+    outcome = await ctx.outcome(msgspec.structs.replace(request, act=False))
     if outcome is None:
         return _Result((f"{label}: Scan failed ERROR",), "error")
     statuses, kind = outcome_statuses(outcome, allmatch=allmatch)

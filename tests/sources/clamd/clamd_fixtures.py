@@ -98,6 +98,7 @@ def _describe(request: ScanRequest) -> dict[str, Any]:
         "in_memory": request.data is not None,
         "size": len(request.data) if request.data is not None else None,
         "path": request.path,
+        "act": request.act,
     }
     if request.data is None and request.source is Source.STREAM:
         st = os.stat(request.path)

@@ -595,10 +595,15 @@ def test_newline_in_a_file_name_cannot_split_a_reply(sock, clamd_query, tmp_path
 
 
 def test_scan_requests_are_on_demand(sock, clamd_query, tree, clamd_backend):
-    """Path scans reach the backend as on-demand requests for each walked file."""
+    """Path scans reach the backend as on-demand, report-only requests for each walked file.
+
+    Report-only: clamd never changes the files a client asks about, so a policy that quarantines
+    applies to the agent's own scans, not to a client's SCAN.
+    """
     _, clean = tree
     clamd_query(sock, f"nCONTSCAN {clean}\n".encode())
-    assert [(s["source"].value, s["path"]) for s in clamd_backend.seen] == [("on_demand", f"{clean}/x.txt")]
+    seen = [(s["source"].value, s["path"], s["act"]) for s in clamd_backend.seen]
+    assert seen == [("on_demand", f"{clean}/x.txt", False)]
 
 
 # ---------------------------------------------------------------- SHUTDOWN and ownership
