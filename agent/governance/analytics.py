@@ -322,6 +322,16 @@ class Analytics:
                 for table in ("analytics_counters", "analytics_budget", "analytics_pending")
             )
 
+    def wipe(self) -> int:
+        """Delete every counter, budget and stored report, buffered ones too (``forget``); return rows."""
+        with self._lock, transaction(self._db):
+            self._buffer.clear()
+            self._buffered = 0
+            return sum(
+                int(self._db.execute(f"DELETE FROM {table}").rowcount)  # noqa: S608 - constant table names
+                for table in ("analytics_counters", "analytics_budget", "analytics_pending")
+            )
+
     def ensure_trigger(self) -> None:
         """Install the withdraw trigger once the consent ledger's table exists."""
         with self._lock:

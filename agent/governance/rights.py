@@ -33,6 +33,7 @@ import structlog
 
 from agent.config import Config
 from agent.errors import AgentError, UpstreamError
+from agent.governance.analytics import Analytics
 from agent.governance.consent import ConsentLedger
 from agent.governance.history import History
 from agent.governance.purposes import load_purposes
@@ -131,6 +132,12 @@ def export_document(config: Config, now: float | None = None) -> dict[str, Any]:
         scans = [e.as_dict() for e in history.entries()]
     with Quarantine(state, key) as quarantine:
         quarantined = [i.as_dict() for i in quarantine.entries()]
+    with Analytics.open(state) as analytics:  # counts only, never a path or a value
+        days = [
+            {"day": d.day, "counters": dict(d.counters), "epsilon_spent": d.epsilon_spent}
+            | {"reports": d.reports}
+            for d in analytics.days()
+        ]
     return {
         "format": EXPORT_FORMAT,
         "exported_at": _iso(when),
@@ -139,6 +146,7 @@ def export_document(config: Config, now: float | None = None) -> dict[str, Any]:
         "pseudonyms": pseudonyms_used(config, when),
         **_tables(state / "agent.db"),
         "quarantine": quarantined,
+        "analytics": days,
     }
 
 
@@ -160,6 +168,7 @@ def export(config: Config, out_file: Path, now: float | None = None) -> dict[str
         "transparency_log": len(document["transparency_log"]),
         "outbox": len(document["outbox"]),
         "quarantine": len(document["quarantine"]),
+        "analytics_days": len(document["analytics"]),
     }
 
 
@@ -332,6 +341,8 @@ def _wipe_local(config: Config) -> dict[str, int]:
         counts["scan_history"] = history.wipe()
     with Quarantine(state, key) as quarantine:
         counts["quarantine"] = quarantine.wipe()
+    with Analytics.open(state) as analytics:
+        counts["analytics"] = analytics.wipe()
     with ConsentLedger.open(state, load_purposes(config)) as ledger:
         counts["consent_ledger"] = len(ledger.entries())
         ledger.erase()

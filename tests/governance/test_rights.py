@@ -20,6 +20,7 @@ from rights_helpers import (  # type: ignore[import-not-found, unused-ignore]
 )
 
 from agent.governance import ConsentLedger
+from agent.governance.analytics import Analytics
 from agent.governance.history import History, HistoryRow
 from agent.governance.purposes import load_purposes, render_notice
 from agent.governance.quarantine import Quarantine
@@ -65,6 +66,8 @@ def _populate(cfg) -> dict:
         quarantine.add(sample, ("Shell_Dropper",))
     (state / "logs").mkdir()
     (state / "logs" / "agent.log").write_text("a log line\n")
+    with Analytics.open(state) as analytics:  # counted whether or not analytics may be sent
+        analytics.count_run()
     return {"sent": sent, "queued": queued, "pseudonyms": {mine, last_month}, "sample": str(sample)}
 
 
@@ -98,6 +101,8 @@ def test_export_holds_history_ledger_pseudonyms_and_transparency_log(agent_home,
     assert entry["payload"] == [json.loads(encode_record(r)) for r in put["sent"]]
     assert [o["record"]["record_id"] for o in doc["outbox"]] == [put["queued"].record_id]
     assert [q["path"] for q in doc["quarantine"]] == [put["sample"]]
+    (day,) = doc["analytics"]  # the local counters are the user's data too
+    assert sum(day["counters"].values()) >= 1
     assert counts == {
         "scan_history": 2,
         "consent_ledger": 1,
@@ -105,6 +110,7 @@ def test_export_holds_history_ledger_pseudonyms_and_transparency_log(agent_home,
         "transparency_log": 1,
         "outbox": 1,
         "quarantine": 1,
+        "analytics_days": 1,
     }
 
 
@@ -118,7 +124,8 @@ def test_forget_wipes_everything_local_and_shreds_the_keys(agent_home):
     assert not (state / "data.key").exists()
     assert not (state / "master.key").exists()
     assert report.shredded == ["data.key", "master.key"]
-    for table in ("scan_history", "verdict_cache", "outbox", "outbox_poison", "sent_log", "quarantine"):
+    tables = ("scan_history", "verdict_cache", "outbox", "outbox_poison", "sent_log", "quarantine")
+    for table in (*tables, "analytics_counters", "analytics_budget", "analytics_pending"):
         assert rows(state, f"SELECT count(*) FROM {table}") == [(0,)], table  # noqa: S608 - constant names
     assert rows(state, "SELECT name FROM sqlite_master WHERE name LIKE 'consent%'") == []
     assert list((state / "quarantine").iterdir()) == []
@@ -127,6 +134,7 @@ def test_forget_wipes_everything_local_and_shreds_the_keys(agent_home):
     assert report.local["consent_ledger"] == 1
     assert report.local["outbox"] == 1
     assert report.local["quarantine"] == 1
+    assert report.local["analytics"] >= 1
     # sent before, but no cloud configured now: the erasures wait for one
     assert set(report.cloud.pending) >= put["pseudonyms"]
 
