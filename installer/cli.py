@@ -4,7 +4,7 @@
 
     endpoint-agent-setup [install] [--user | --system] [--prefix DIR] [--dry-run]
                          [--unattended ANSWERS] [--binary PATH] [--no-service] [--ages FILE]
-    endpoint-agent-setup uninstall [--user | --system] [--prefix DIR] [--dry-run]
+    endpoint-agent-setup uninstall [--user | --system] [--prefix DIR] [--dry-run] [--yes]
     endpoint-agent-setup unit [--platform linux|macos|windows] [--user | --system] [--prefix DIR]
 
 Exit codes: 0 done; 1 the install or uninstall failed (an install is rolled back); 2 a bad option,
@@ -56,6 +56,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--unattended", type=Path, metavar="ANSWERS", help="answers file of a managed install"
     )
+    parser.add_argument("--yes", action="store_true", help="uninstall: do not ask (needed off a terminal)")
     parser.add_argument("--binary", type=Path, metavar="PATH", help="the endpoint-agent binary to install")
     parser.add_argument(
         "--no-service",
@@ -86,7 +87,14 @@ def main(argv: Sequence[str] | None = None, console: Console | None = None) -> i
             return 0
         policy = AgePolicy.load(args.ages)
         if args.command == "uninstall":
-            return uninstall(layout, policy, console, dry_run=args.dry_run)
+            return uninstall(
+                layout,
+                policy,
+                console,
+                dry_run=args.dry_run,
+                confirmed=args.yes,
+                interactive=sys.stdin.isatty(),
+            )
         purposes = load_purposes(
             agent_config.Config(state_dir=layout.state_dir, config_file=layout.config_file)
         )

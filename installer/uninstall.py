@@ -28,7 +28,7 @@ from installer.services import ChildService, Systemd
 
 __all__ = ["EXIT_ERASURE_UNCONFIRMED", "uninstall"]
 
-EXIT_OK, EXIT_FAILED, EXIT_ERASURE_UNCONFIRMED = 0, 1, 4
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ERASURE_UNCONFIRMED = 0, 1, 2, 4
 
 
 def uninstall(
@@ -37,8 +37,15 @@ def uninstall(
     console: Console,
     dry_run: bool = False,
     clock: Callable[[], float] = time.time,
+    *,
+    confirmed: bool = False,
+    interactive: bool = False,
 ) -> int:
-    """Remove the install described by ``layout``'s receipt; return the exit code."""
+    """Remove the install described by ``layout``'s receipt; return the exit code.
+
+    Uninstalling erases: unless ``confirmed`` (``--yes``), it asks on a terminal (``interactive``)
+    and refuses elsewhere, as ``endpoint-agent forget`` does.
+    """
     receipt = _read_receipt(layout.receipt)
     if receipt is None:
         console.say(f"No endpoint-agent installation found (no receipt at {layout.receipt}).\n")
@@ -48,8 +55,19 @@ def uninstall(
         Systemd(layout.scope) if receipt.get("service_manager", "").startswith("systemd") else ChildService()
     )
     if dry_run:
-        console.say(_plan(layout, manager.name))
+        console.say("Dry run: nothing was changed. " + _plan(layout, manager.name))
         return EXIT_OK
+    if not confirmed:
+        if not interactive:
+            console.say(
+                "Uninstalling erases this install's records and keys for good; off a terminal it needs "
+                "--yes. Nothing was changed.\n"
+            )
+            return EXIT_USAGE
+        console.say(_plan(layout, manager.name))
+        if console.ask("Type yes to uninstall: ").strip().lower() != "yes":
+            console.say("Nothing was changed.\n")
+            return EXIT_FAILED
     lines = [*manager.remove(layout)]
     erased, report = _erase(layout)
     lines.append(report)
@@ -96,7 +114,7 @@ def _plan(layout: Layout, manager: str) -> str:
         f"remove {layout.state_dir} (all but an age retry-block marker that still applies)",
         f"remove {layout.config_file} and {layout.binary}",
     ]
-    return "Dry run: nothing was changed. Uninstall would:\n" + "".join(f"  {s}\n" for s in steps)
+    return "Uninstall would:\n" + "".join(f"  {s}\n" for s in steps)
 
 
 def _erase(layout: Layout) -> tuple[bool, str]:

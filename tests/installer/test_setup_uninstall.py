@@ -16,14 +16,17 @@ pytest_plugins = ["setup_fixtures"]
 
 
 class _Captured(Console):
-    def __init__(self) -> None:
-        self.out = ""
+    def __init__(self, answer: str | None = None) -> None:
+        self.out, self.answer = "", answer
 
     def say(self, text: str) -> None:
         self.out += text
 
-    def ask(self, _prompt: str) -> str:
-        raise EOFError
+    def ask(self, prompt: str) -> str:
+        self.out += prompt
+        if self.answer is None:
+            raise EOFError
+        return self.answer
 
 
 def _install(setup_env) -> None:
@@ -35,7 +38,7 @@ def test_uninstall_removes_everything_and_says_what_it_did(setup_env):
     """After uninstall the prefix is gone, the keys were shredded, and the home holds nothing new."""
     home_before = tree(setup_env.home)
     _install(setup_env)
-    out = setup_env.run("uninstall", "--prefix", str(setup_env.prefix), "--user")
+    out = setup_env.run("uninstall", "--prefix", str(setup_env.prefix), "--user", "--yes")
     assert out.returncode == 0, out.stdout + out.stderr
     text = out.stdout
     assert "endpoint-agent was uninstalled." in text
@@ -56,7 +59,7 @@ def test_uninstall_leaves_only_a_live_retry_block_and_says_where(setup_env):
     refused = setup_env.run(*args, stdin=f"DE\n{young}\n")
     assert refused.returncode == 3, refused
     assert setup_env.outside_marker.exists()
-    out = setup_env.run("uninstall", "--prefix", str(setup_env.prefix), "--user")
+    out = setup_env.run("uninstall", "--prefix", str(setup_env.prefix), "--user", "--yes")
     assert out.returncode == 0, out
     assert f"Left in place: the age check's retry-block marker ({setup_env.outside_marker}" in out.stdout
     assert setup_env.outside_marker.exists()
@@ -65,7 +68,7 @@ def test_uninstall_leaves_only_a_live_retry_block_and_says_where(setup_env):
 
 def test_uninstall_without_an_install_is_a_clear_error(setup_env):
     """Nothing installed at the prefix: exit 1 and the receipt's place named."""
-    out = setup_env.run("uninstall", "--prefix", str(setup_env.prefix), "--user")
+    out = setup_env.run("uninstall", "--prefix", str(setup_env.prefix), "--user", "--yes")
     assert out.returncode == 1
     assert "No endpoint-agent installation found" in out.stdout
     assert str(setup_env.prefix / "state" / "install.json") in out.stdout
@@ -87,8 +90,34 @@ def test_a_build_without_forget_says_erasure_was_not_requested(setup_env, monkey
     monkeypatch.setitem(sys.modules, "agent.governance.rights", None)  # import fails as in such a build
     console = _Captured()
     layout = make_layout("user", setup_env.prefix, service=False)
-    code = uninstall(layout, AgePolicy.load(), console)
+    code = uninstall(layout, AgePolicy.load(), console, confirmed=True)
     assert code == 4
     assert "ERASURE NOT REQUESTED" in console.out
     assert f"crypto-shredded {setup_env.prefix / 'state' / 'master.key'}" in console.out
+    assert not setup_env.prefix.exists()
+
+
+def test_uninstall_off_a_terminal_needs_yes(setup_env):
+    """Uninstall erases for good: without --yes and without a terminal it changes nothing (exit 2)."""
+    _install(setup_env)
+    before = tree(setup_env.root)
+    out = setup_env.run("uninstall", "--prefix", str(setup_env.prefix), "--user")
+    assert out.returncode == 2
+    assert "off a terminal it needs --yes" in out.stdout
+    assert tree(setup_env.root) == before
+
+
+def test_uninstall_on_a_terminal_asks_first(setup_env):
+    """On a terminal it shows what it will do and goes on only on "yes"."""
+    _install(setup_env)
+    layout = make_layout("user", setup_env.prefix, service=False)
+    before = tree(setup_env.root)
+    declined = _Captured("no")
+    assert uninstall(layout, AgePolicy.load(), declined, interactive=True) == 1
+    assert "Uninstall would:" in declined.out
+    assert "Nothing was changed." in declined.out
+    assert tree(setup_env.root) == before
+    accepted = _Captured("yes")
+    assert uninstall(layout, AgePolicy.load(), accepted, interactive=True) == 0
+    assert "endpoint-agent was uninstalled." in accepted.out
     assert not setup_env.prefix.exists()
