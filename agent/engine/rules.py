@@ -29,7 +29,7 @@ import yara_x
 from agent.engine.hashlists import HashDb, HashEntry, parse_hash_bytes
 from agent.errors import RulesError
 
-__all__ = ["ENGINE_VERSION", "RuleSet", "RulesCache", "load_rules"]
+__all__ = ["ENGINE_VERSION", "SEVERITIES", "RuleSet", "RulesCache", "load_rules"]
 
 
 def _yara_x_version() -> str:
@@ -55,6 +55,9 @@ _YARA_SUFFIXES = (".yar", ".yara")
 _HASH_SUFFIXES = (".hsb", ".hdb")
 GLOBALS = {"member_name": ""}
 _RULE_DECL = re.compile(r"^\s*(?:(?:private|global)\s+)*rule\s+\w+", re.MULTILINE)
+# A rule's ``severity`` meta is one of these (the policy maps each to a verdict and an action).
+SEVERITIES = ("critical", "high", "medium", "low")
+_SEVERITY_META = re.compile(r'^\s*severity\s*=\s*"([^"\n]*)"', re.MULTILINE)
 _CACHE_FORMAT = b"endpoint-agent compiled rules 2\n"
 _CACHE_KEEP = 3  # compiled versions kept: the one in force and the last few (a rollback is quick)
 
@@ -238,6 +241,17 @@ def _version(sources: dict[str, str], hash_files: dict[str, bytes]) -> str:
     return digest.hexdigest()[:16]
 
 
+def _check_severities(origin: str, text: str) -> None:
+    """Refuse a ``severity`` meta outside :data:`SEVERITIES`: a typo must not change a verdict silently."""
+    for match in _SEVERITY_META.finditer(text):
+        if match.group(1).lower() not in SEVERITIES:
+            line = text.count("\n", 0, match.start()) + 1
+            raise RulesError(
+                f"rule metadata error in {origin}:{line}: severity {match.group(1)!r} is not one of "
+                f"{', '.join(SEVERITIES)}"
+            )
+
+
 def _compile(sources: dict[str, str]) -> bytes:
     compiler = yara_x.Compiler()
     for name, value in GLOBALS.items():
@@ -248,6 +262,7 @@ def _compile(sources: dict[str, str]) -> bytes:
             compiler.add_source(text, origin=origin)
         except yara_x.CompileError as exc:
             raise RulesError(f"rule compile error in {origin}:\n{exc}") from exc
+        _check_severities(origin, text)
     buf = io.BytesIO()
     compiler.build().serialize_into(buf)
     return buf.getvalue()

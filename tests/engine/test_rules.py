@@ -31,6 +31,16 @@ def test_syntax_error_names_file_and_line(tmp_path):
     assert "sub/broken.yar:4" in str(info.value)
 
 
+def test_unknown_severity_is_an_error_naming_file_and_line(tmp_path):
+    """A severity outside critical/high/medium/low is refused, not silently read as malicious."""
+    (tmp_path / "r.yar").write_text(
+        'rule r {\n  meta:\n    severity = "High"\n  strings: $a = "abc"\n  condition: $a\n}\n'
+        'rule s {\n  meta:\n    severity = "extreme"\n  strings: $a = "abd"\n  condition: $a\n}\n'
+    )
+    with pytest.raises(RulesError, match=r"r\.yar:9: severity 'extreme' is not one of critical"):
+        load_rules(tmp_path)
+
+
 def test_same_rule_name_in_two_files_is_allowed(tmp_path):
     """Each file gets its own namespace, so rule names may repeat across files."""
     for name in ("a.yar", "b.yar"):
