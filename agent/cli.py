@@ -341,7 +341,22 @@ def _enroll(args: argparse.Namespace, cfg: config.Config) -> int:
         cfg, args.url, args.product_key, ca_file=args.ca_file, pin=args.pin_sha256, prefix_key=args.prefix_key
     )
     print(f"enrolled with {args.url}; token stored in {path} (0600); [upstream] written to {cfg.config_file}")
+    if _service_running(cfg):
+        print(
+            "the running service still delivers with its old settings: restart it to use these "
+            "(its queued records are kept)"
+        )
     return EXIT_CLEAN
+
+
+def _service_running(cfg: config.Config) -> bool:
+    from agent.control import query  # noqa: PLC0415 - only enroll asks
+    from agent.service import control_path  # noqa: PLC0415
+
+    try:
+        return bool(query(control_path(cfg), "STATUS").get("running"))
+    except AgentError:
+        return False
 
 
 def _sent(args: argparse.Namespace, cfg: config.Config) -> int:

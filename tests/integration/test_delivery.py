@@ -283,3 +283,35 @@ def test_the_service_delivers_continuously(cloud: CloudProcess, tmp_path: Path):
         assert info["outbox_depth"] == 0
         assert svc.stop() == 0
     assert any(r["verdict"] == "malicious" for r in cloud.records())
+
+
+def test_enrolling_while_the_service_runs_says_to_restart_it(cloud: CloudProcess, tmp_path: Path):
+    """The service reads [upstream] when it starts: enroll says so instead of leaving records stuck."""
+    from service_proc import ServiceProcess
+
+    home, root = tmp_path / "home", tmp_path / "root"
+    root.mkdir()
+    config = (
+        f'[watch]\nroots = ["{root}"]\nsweep_interval = 0.0\n[programs]\nenabled = false\n'
+        "[service]\nnice = 0\ndefer_when_busy = false\n"
+    )
+    home.mkdir()
+    with ServiceProcess(home, config) as svc:
+        svc.wait_for("READY=1")
+        out = run_cli(
+            "enroll",
+            cloud.url,
+            "--product-key",
+            cloud.product_key,
+            "--ca-file",
+            str(cloud.ca_file),
+            home=home,
+        )
+        assert out.returncode == 0, out.stderr
+        assert b"restart it to use these" in out.stdout
+        assert svc.stop() == 0
+    out = run_cli(
+        "enroll", cloud.url, "--product-key", cloud.product_key, "--ca-file", str(cloud.ca_file), home=home
+    )
+    assert out.returncode == 0, out.stderr
+    assert b"restart" not in out.stdout  # no service running: nothing to restart
