@@ -11,6 +11,7 @@ import argparse
 import importlib
 import json
 import os
+import sqlite3
 import sys
 import tempfile
 import threading
@@ -216,6 +217,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("endpoint-agent: interrupted", file=sys.stderr)
     except BrokenPipeError:  # the reader went away (``| head``): stop quietly, as Unix tools do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except sqlite3.DatabaseError as exc:  # a damaged or foreign agent.db: name it and the way out
+        store = config.home_dirs()[0] / "agent.db"
+        print(
+            f"endpoint-agent: the agent's store {store} cannot be used ({exc}); if it is damaged, move it "
+            "aside and the agent starts a new one (its scan history, cache and queued records stay in "
+            "the old file)",
+            file=sys.stderr,
+        )
     except OSError as exc:  # a file the user named cannot be read or written: say which and why
         where = f": {exc.filename}" if exc.filename else ""
         print(f"endpoint-agent: {exc.strerror or type(exc).__name__}{where}", file=sys.stderr)

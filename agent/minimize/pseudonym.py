@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import os
 import secrets
+import stat
 from pathlib import Path
 
 from cryptography.hazmat.primitives import hashes
@@ -70,7 +71,13 @@ def load_or_create_secret(path: Path, size: int, what: str) -> bytes:
     One place for every key file of the install (the master secret, the data key): it is refused
     when others may read it, and when it is not exactly ``size`` bytes.
     """
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except (FileExistsError, NotADirectoryError) as exc:
+        raise ConfigError(
+            f"the state directory {path.parent} is not a directory (it comes from ENDPOINT_AGENT_HOME, "
+            "else the platform's data directory)"
+        ) from exc
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     except FileExistsError:
@@ -84,11 +91,15 @@ def load_or_create_secret(path: Path, size: int, what: str) -> bytes:
 
 def _read_secret(path: Path, size: int, what: str) -> bytes:
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)  # a FIFO there must not block
     except OSError as exc:
         raise ConfigError(f"cannot read the {what} {path}: {exc.strerror}") from exc
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise ConfigError(f"the {what} {path} is not a regular file")
     with os.fdopen(fd, "rb") as fh:
-        if os.fstat(fh.fileno()).st_mode & 0o077:
+        if mode & 0o077:
             raise ConfigError(f"{what} {path} is readable by others; expected mode 0600")
         data = fh.read(size + 1)
     if len(data) != size:

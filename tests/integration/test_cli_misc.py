@@ -49,6 +49,43 @@ def test_too_many_jobs_is_refused_before_any_worker_starts(tmp_path):
     assert b"Traceback" not in proc.stderr
 
 
+def _garbage_store(home: Path) -> None:
+    home.mkdir()
+    (home / "agent.db").write_bytes(bytes(range(256)) * 20)
+
+
+def _key_is_a_directory(home: Path) -> None:
+    (home / "master.key").mkdir(parents=True)
+
+
+def _home_is_a_file(home: Path) -> None:
+    home.write_text("not a directory")
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (
+            _garbage_store,
+            b"agent.db cannot be used (file is not a database); if it is damaged, move it aside",
+        ),
+        (_key_is_a_directory, b"master secret"),
+        (_home_is_a_file, b"is not a directory (it comes from ENDPOINT_AGENT_HOME"),
+    ],
+)
+def test_a_damaged_state_dir_is_a_clear_error(tmp_path, damage, message):
+    """A damaged store, a key that is a directory, a home that is a file: each named, no traceback."""
+    home = tmp_path / "home"
+    damage(home)
+    target = tmp_path / "f.txt"
+    target.write_text("hello")
+    proc = run_cli("scan", str(target), home=home)
+    assert proc.returncode == 2
+    assert message in proc.stderr
+    assert b"Traceback" not in proc.stderr
+    assert b"internal error" not in proc.stderr
+
+
 def test_undecodable_file_names_are_scanned_and_reported(tmp_path):
     """A file name that is not valid UTF-8 is scanned; JSON and console output stay valid and inert."""
     tree = tmp_path / "t"
