@@ -57,7 +57,8 @@ _LABELS = (
     r"address|home address|postal address|mailing address|street address|billing address|shipping address|"
     r"adresse|anschrift|wohnadresse|wohnort|postanschrift|adresse postale|domicile|"
     r"indirizzo|residenza|domicilio|dirección|direccion|"
-    r"adres|woonadres|adres zamieszkania|miejsce zamieszkania"
+    r"adres|woonadres|adres zamieszkania|miejsce zamieszkania|"
+    r"endereço|endereco|morada|adress|postadress|adresa|adresa bydliště|bydliště"
 )
 # Keys and column headers for the street line alone (in prose "street" is no label: "Wall Street 12345").
 _STREETS = r"street|street name|straße|strasse|calle|straat|ulica"
@@ -102,7 +103,7 @@ def count_addresses(view: TextView, limit: int = MAX_FINDINGS) -> int:
 def _labelled_values(view: TextView) -> Iterator[int]:
     """Yield where values of address keys start: ``Address:`` (not ``IP address:``) and vCard ``ADR``."""
     hits, lower = view.hits.get("address", ()), view.lower
-    for key in keyed(view, _KEYS, colons_after(lower, hits)):
+    for key in keyed(view, _KEYS, sorted({*colons_after(lower, hits), *view.key_ends})):
         if _NOT_POSTAL.search(view.lower, max(0, key.start - 12), key.start) is None:
             yield key.value
     for start in hits:

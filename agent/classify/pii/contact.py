@@ -73,7 +73,8 @@ def _is_email(text: str, at: int) -> bool:
 
 # ---------------------------------------------------------------- telephone
 _PHONE = re.compile(
-    r"""[+(0-9](?<![\w+#/.:-].)   # the first character class first: the regex engine then skips fast
+    r"""[+(0-9](?<![\w+#/.-].)(?<![0-9]:.)   # first the character class: the engine then skips fast;
+    # a key's colon may come before (vCard "TEL:+44 ..."), a time's not (10:30 ...)
     [0-9 ().\-/]{5,23}[0-9]
     (?:[ ]?(?:x|ext\.?|extension)[ ]?[0-9]{1,6})?
     (?![\w-]|[./:][0-9])""",
@@ -84,9 +85,10 @@ _GROUPS = re.compile(r"[0-9]+")
 _DATE_INSIDE = re.compile(
     r"(?<![0-9])(?:[0-9]{4}[-./][0-9]{1,2}[-./][0-9]{1,2}|[0-9]{1,2}[-./][0-9]{1,2}[-./](?:19|20)[0-9]{2})(?![0-9])"
 )
-# Dates, an SSN, a ZIP+4 code, a year-suffixed standard ("0208-1990") or odd separator runs are not phones.
+# Dates, an SSN, a ZIP+4 code or a Brazilian CEP, a year-suffixed standard ("0208-1990") or odd separator
+# runs are not phones.
 _NOT_PHONE = re.compile(
-    r"\A(?:[0-9]{3}-[0-9]{2}-[0-9]{4}|[0-9]{5}-[0-9]{4}|[0-9]+-(?:19|20)[0-9]{2})\Z"
+    r"\A(?:[0-9]{3}-[0-9]{2}-[0-9]{4}|[0-9]{5}-[0-9]{3,4}|[0-9]+-(?:19|20)[0-9]{2})\Z"
     r"|[ ]{2}|[-./][-./ ]|[ ][-./]"
 )
 _ASCENDING = "01234567890123456789"
@@ -94,14 +96,18 @@ _DESCENDING = "98765432109876543210"
 _PHONE_LABEL = boundary_label(
     r"phone|phone number|contact number|tel|tel\.|telephone|mobile|cell|cellphone|fax|handy|telefon|"
     r"telefonnummer|mobil|mobilnummer|tél|tél\.|téléphone|portable|telefono|cellulare|cell\.|"
-    r"teléfono|movil|móvil|telefoon|telefoonnummer|mobiel|gsm|komórka|numer telefonu|nr tel|tel\. kom"
+    r"teléfono|movil|móvil|telefoon|telefoonnummer|mobiel|gsm|komórka|numer telefonu|nr tel|tel\. kom|"
+    # a number given in a sentence: "reach me at 0278946115"
+    r"reach me at|reach me on|call me at|call me on|text me at|text me on|ring me on|my number is|"
+    r"erreichbar unter|ruf mich an unter|joignable au|appelez-moi au|chiamami al|raggiungibile al|"
+    r"llámame al|llamame al|bel me op|zadzwoń pod|dzwoń pod"
 )
 _MAX_CANDIDATES = 4_000
 _TRIGGERS = ("spaced", "separated", "pairs", "plus", "run")
 _REACH = 48  # a number with its extension and look-ahead
 _LONGEST = 25  # characters of a number before its extension: a trigger is at most this far in
 # Regions tried for numbers written without an international prefix, by how the number starts.
-_TRUNK_ZERO = ("GB", "DE", "FR", "IT", "NL")
+_TRUNK_ZERO = ("GB", "DE", "FR", "IT", "NL", "AT", "BE", "CH")
 _FREE_GROUPING = frozenset({None, "DE", "NL"})  # international form, and regions with free area-code lengths
 
 

@@ -55,7 +55,9 @@ _LABEL = boundary_label(
     r"fecha de nacimiento|nacimiento|fecha nac|fecha nac\.|f\. nacimiento|f\. nac\.|"
     r"nacido el|nacida el|nacido|nacida|"
     r"geboortedatum|geboren op|"
-    r"data urodzenia|urodzony|urodzona|urodzony dnia|urodzona dnia|ur\."
+    r"data urodzenia|urodzony|urodzona|urodzony dnia|urodzona dnia|ur\.|"
+    r"data de nascimento|data nasc\.|data nasc|nascimento|nascido em|nascida em|"
+    r"födelsedatum|född|fødselsdato|født|datum narození|narozen|narozena"
 )
 _MONTH_NAMES = (
     "january february march april may june july august september october november december "

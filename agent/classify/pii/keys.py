@@ -24,7 +24,7 @@ __all__ = ["Key", "Keys", "keyed", "normalise"]
 
 _KEY_SPAN = 48
 _REACH = _KEY_SPAN + 40  # from a word of a key to its colon: the key's rest and a hint "(dd/mm/yyyy)"
-_KEY_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzäöüßéèêàâìòùíóúñłśżźćńąę)\"'* \t")
+_KEY_PUNCT = frozenset(")\"'* \t")  # what may end a key besides a letter
 _REVERSED_KEY = re.compile(r"[^\W\d_]+(?:[ \t_.\-]{1,3}[^\W\d_]+)*")
 _WORD = re.compile(r"[^\W\d_]+")
 _SEPARATORS = re.compile(r"[\s_.\-]+")
@@ -41,6 +41,8 @@ class Keys:
 
     def __init__(self, phrases: Iterable[tuple[str, str]]) -> None:
         self.kinds = {normalise(phrase): kind for phrase, kind in phrases}
+        # a key written in camelCase or run together reads as one word: "firstName", "fullname"
+        self.kinds |= {key.replace(" ", ""): kind for key, kind in self.kinds.items() if " " in key}
         self.max_words = max(len(phrase.split()) for phrase in self.kinds)
         self.last_words = frozenset(phrase.rsplit(" ", 1)[-1] for phrase in self.kinds)
 
@@ -70,7 +72,8 @@ def keyed(view: TextView, keys: Keys, colons: Iterable[int]) -> Iterator[Key]:
     """
     lower = view.lower
     for colon in itertools.islice(
-        (c for c in colons if c > 0 and lower[c - 1] in _KEY_CHARS), MAX_CANDIDATES
+        (c for c in colons if c > 0 and (lower[c - 1].isalpha() or lower[c - 1] in _KEY_PUNCT)),
+        MAX_CANDIDATES,
     ):
         key = _key_at(lower, colon, keys)
         if key is not None:

@@ -2,7 +2,8 @@
 
 Exports often put a title or a "generated on" line over the header row; of the first ``HEADER_LINES``
 lines of a paragraph the header is the one with the most header-like cells (a two-cell ``Report: x``
-line above loses to the real header).
+line above loses to the real header). Tables are read only where a detector needs one: at a trigger
+in its header row (see :meth:`agent.classify.pii.text.TextView.tables_at`).
 
 Cells are split at delimiters outside double quotes; splitting the line at its quotes first keeps the
 work in ``str`` methods (every other piece is inside quotes).
@@ -21,29 +22,18 @@ __all__ = [
     "DELIMITERS",
     "HEADER_LINES",
     "PARAGRAPH",
-    "PARAGRAPH_TABLE",
-    "TABLE_START",
     "Table",
     "cell_spans",
     "column_of",
     "could_be_header",
-    "could_head_table",
     "name_cell",
     "split_cells",
     "table_at",
 ]
 
 PARAGRAPH = re.compile(r"\n[ \t\r]*\n")
-HEADER_LINES = 4  # the header row is one of a paragraph's first this many lines
-# A table's header row (one of its paragraph's first lines) has a delimiter, and so has the row under
-# it: only such paragraphs are read cell by cell (a header without rows holds nothing to find).
-_HEADER_OVER_ROW = r"[^\n\t;|,]{0,2048}+[\t;|,][^\n]*+\n[^\n\t;|,]*+[\t;|,]"
-_LEAD_IN = rf"(?:[^\n]*+\n(?![ \t\r]*+\n)){{0,{HEADER_LINES - 1}}}?"  # lines over the header row
-_TABLE_AHEAD = rf"(?=[^\n]*+\n[ \t\r]*+[^ \t\r\n])(?={_LEAD_IN}{_HEADER_OVER_ROW})"
-TABLE_START = re.compile(_TABLE_AHEAD)
-PARAGRAPH_TABLE = re.compile(rf"\n[ \t\r]*\n{_TABLE_AHEAD}")
+HEADER_LINES = 6  # the header row is one of a paragraph's first this many lines
 DELIMITERS = ("\t", ";", "|", ",")
-_ANY_DELIMITER = re.compile(r"[\t;|,]")
 _HEADER_CELL = re.compile(r"[\w .()/#°-]{1,48}")
 _MAX_HEADER_LINE = 2048
 _MAX_HEADER_CELL = 48
@@ -62,24 +52,6 @@ class Table:
 def name_cell(cell: str) -> str:
     """Return a table cell without surrounding quotes, blanks and markdown emphasis, in lower case."""
     return cell.strip().strip("\"'*`").strip().lower()
-
-
-def could_head_table(text: str, start: int) -> bool:
-    """Return whether the paragraph at ``start`` may have a header row (a cheap test before :func:`table_at`).
-
-    A header row has two or more cells of header words. Such a cell holds no delimiter, so the row has
-    two such pieces however it is split: here at every delimiter, without quotes or the row's own
-    delimiter. Never false where :func:`table_at` finds a table; false for most code and prose.
-    """
-    for _ in range(HEADER_LINES):
-        end = text.find("\n", start)
-        line = text[start:] if end < 0 else text[start:end]
-        if sum(1 for piece in _ANY_DELIMITER.split(line) if _HEADER_CELL.fullmatch(name_cell(piece))) >= 2:
-            return True
-        if end < 0:
-            return False
-        start = end + 1
-    return False
 
 
 def could_be_header(text: str, start: int, end: int) -> bool:

@@ -20,6 +20,9 @@ from typing import TYPE_CHECKING
 
 from agent.classify.pii.keys import Key, Keys, keyed, normalise
 from agent.classify.pii.name_words import looks_like_name
+from agent.classify.pii.person_keys import FULL as _FULL
+from agent.classify.pii.person_keys import QUALIFIED as _QUALIFIED
+from agent.classify.pii.person_keys import SINGLE as _SINGLE
 from agent.classify.pii.tables import column_cells
 from agent.classify.pii.text import MAX_FINDINGS, trie
 
@@ -28,25 +31,6 @@ if TYPE_CHECKING:
 
 __all__ = ["count_names"]
 
-_SINGLE = (
-    "first name|last name|given name|family name|middle name|maiden name|surname|forename|vorname|nachname|"
-    "familienname|prénom|prenom|cognome|apellido|apellidos|voornaam|achternaam|imię|imie|nazwisko"
-)
-_QUALIFIED = (
-    "full|complete|customer|patient|client|employee|contact|person|display|legal|account holder|card holder|"
-    "holder|beneficiary|insured|guest|passenger|student|applicant|shipping|ship|ship to|billing|bill to|"
-    "delivery|consignee|buyer|sender|recipient|owner|tenant|landlord|member|policyholder"
-)
-_FULL = (
-    "name|patient|patientin|customer|client|cliente|employee|contact|contact person|applicant|account holder|"
-    "cardholder|beneficiary|recipient|attn|attention|author|assignee|reporter|signed|signature|fn|"
-    "vollständiger name|kunde|kundin|ansprechpartner|ansprechpartnerin|empfänger|absender|kontoinhaber|"
-    "nom|nom complet|nom et prénom|destinataire|expéditeur|titulaire|"
-    "nome|nome e cognome|nome completo|nominativo|paziente|destinatario|mittente|intestatario|titolare|"
-    "nombre|nombre completo|nombre y apellidos|paciente|remitente|titular|"
-    "naam|volledige naam|patiënt|klant|ontvanger|afzender|rekeninghouder|tenaamstelling|"
-    "imię i nazwisko|imie i nazwisko|pacjent|klient|odbiorca|nadawca|posiadacz|właściciel"
-)
 _MAIL = "from|to|cc|bcc|reply to|sender|von|an|de|à|da|a|para|van|aan|od|do"
 _KEYS = Keys(
     [(p, "single") for p in _SINGLE.split("|")]
@@ -104,6 +88,9 @@ _MAIL_NAME = re.compile(r"[ \t]*\"?([^\"<>\n@]{2,60}?)\"?[ \t]*<[^<>\s@]+@[^<>\s
 # A bare "name" key names a person only when nothing qualifies it: "Project name:" does not.
 _BARE_KEYS = frozenset({"name", "nom", "nome", "nombre", "naam"})
 _PEOPLE_SHARE = 4  # a bare "name" column holds people when one row in this many has a full name
+# After "Family," the given names, then the end of the value (a line end, a delimiter or nothing).
+_INVERTED = re.compile(r"[ ]?([^\W\d_][\w'\u2019-]*(?:[ ][^\W\d_][\w'\u2019-]*)?)[ \t]*(?=[\r\n\t|;\"]|\Z)")
+_CN_END = re.compile(r'[";:\n\r]')
 _VCARD_KEYS = frozenset({"fn", "n"})
 _MAX_CARD = 8192  # how far from a name line its card's BEGIN and END lines are looked for
 # Lines of a vCard (lower case) that mark it as no person's: a KIND other than individual, Apple's flag.
@@ -116,9 +103,10 @@ _KEY_START = re.compile(r"(?:^|[\n\r\t\"'{,;|*>(\[-])[ \t*]*\Z")
 def count_names(view: TextView, limit: int = MAX_FINDINGS) -> int:
     """Count person names at labels, mail headers, salutations and in name columns."""
     found = _keyed_names(view, limit)
+    found += _calendar_names(view, limit - found)
     found += _salutation_names(view, limit - found)
     found += _titled_names(view, limit - found)
-    for table in view.tables:
+    for table in view.tables_at(view.hits.get("person_header", ())):
         if not _may_name_people(view, table):
             continue
         for header, cells in column_cells(view, _HEADER, (table,)):
@@ -165,7 +153,7 @@ def _keyed_names(view: TextView, limit: int) -> int:
     """Count names after ``key:`` where the key names a person (or is a mail address header)."""
     found = 0
     vcards = (hit + 2 + (view.lower[hit + 1] == "f") for hit in view.hits.get("vcard", ()))
-    for key in keyed(view, _KEYS, sorted({*view.hits.get("colon", ()), *vcards})):
+    for key in keyed(view, _KEYS, sorted({*view.hits.get("colon", ()), *vcards, *view.key_ends})):
         if key.phrase in _VCARD_KEYS and _organisation_card(view.lower, key.start):
             continue
         found += _keyed_value(view.text, key)
@@ -206,7 +194,23 @@ def _keyed_value(text: str, key: Key) -> bool:
         return looks_like_name([p.strip() for p in parts[:3] if p.strip()][::-1], single_ok=False)
     end = _VALUE_END.search(value)
     words = (value[: end.start()] if end else value).split()
+    if end is not None and end.group() == "," and key.kind != "single":
+        inverted = _INVERTED.match(value, end.end())  # "Moraes, Helena": the family name first
+        if inverted is not None:
+            return looks_like_name(inverted.group(1).split() + words)
     return looks_like_name(words, single_ok=key.kind == "single")
+
+
+def _calendar_names(view: TextView, limit: int) -> int:
+    """Count iCalendar common names: ``ATTENDEE;CN="Jane Doe";...`` and ``ORGANIZER;CN=Jane Doe:...``."""
+    found, text = 0, view.text
+    for hit in view.hits.get("cn", ()):
+        if found >= limit:
+            break
+        value = text[hit + 4 : hit + 124].lstrip('"')
+        end = _CN_END.search(value)
+        found += looks_like_name((value[: end.start()] if end else value).split())
+    return found
 
 
 def _salutation_names(view: TextView, limit: int) -> int:

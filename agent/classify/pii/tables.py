@@ -18,19 +18,19 @@ __all__ = ["column_cells"]
 
 
 def column_cells(
-    view: TextView, header: re.Pattern[str], tables: Iterable[Table] | None = None
+    view: TextView, header: re.Pattern[str], tables: Iterable[Table]
 ) -> Iterator[tuple[str, list[str]]]:
     """Yield ``(header cell, cells below it)`` for each table column whose header matches ``header``.
 
     Args:
         view: the text and its tables.
         header: a pattern that must match a whole lower-case header cell.
-        tables: the tables to look at; all tables of the text by default.
+        tables: the tables to look at (see :meth:`TextView.tables_at`).
 
     Yields:
         The header cell and the column's cells, stripped, at most ``MAX_FINDINGS`` rows per table.
     """
-    for table in view.tables if tables is None else tables:
+    for table in tables:
         columns = [i for i, cell in enumerate(table.header) if header.fullmatch(cell)]
         if not columns:
             continue

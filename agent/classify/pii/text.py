@@ -16,15 +16,11 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from agent.classify.pii.layout import (
-    DELIMITERS,
     PARAGRAPH,
-    PARAGRAPH_TABLE,
-    TABLE_START,
     Table,
     cell_spans,
     column_of,
     could_be_header,
-    could_head_table,
     table_at,
 )
 from agent.classify.pii.triggers import Hits, encode, find_hits
@@ -59,6 +55,10 @@ IBAN_SHAPE = re.compile(
 )
 IBAN_TRIGGERS = ("iban",)
 
+_LAST_TAB = re.compile(r"\t(?=[^\t\n]+$)", re.MULTILINE)
+_MAX_KEY = 48
+_PADDED_COLON = re.compile(r":[ \t]{2,}(?=[^\W\d_a-zß-ÿ])")
+_EQUALS_KEY = re.compile(r"=[ ]?[\"']?(?=[^\W\d_a-zß-ÿ])")  # starts with a literal: found fast
 _ESCAPE = re.compile(r"\\(?:u([0-9a-fA-F]{4})|([nrt\"/\\]))")
 _ESCAPED = {"n": "\n", "r": "\r", "t": "\t", '"': '"', "/": "/", "\\": "\\"}
 
@@ -190,6 +190,28 @@ class TextView:
                     break
 
     @cached_property
+    def key_ends(self) -> list[int]:
+        """Where keys end that the trigger search does not find, in order.
+
+        The tab of a line of two cells ("Name<TAB>Jane Doe", a form exported from a spreadsheet or an
+        HTML table), an equals sign before a capitalised value (``holder="Jane Doe"`` in a log line)
+        and a colon padded with blanks to align a form's values.
+        """
+        text, ends = self.text, []
+        if "\t" in text:  # the last tab of each line: the only one, if the line has no other before it
+            for match in _LAST_TAB.finditer(text):
+                tab = match.start()
+                start = text.rfind("\n", 0, tab) + 1
+                if tab - start <= _MAX_KEY and text.find("\t", start, tab) < 0:
+                    ends.append(tab)
+        if "=" in text:
+            ends += [
+                m.start() for m in _EQUALS_KEY.finditer(text) if m.start() and text[m.start() - 1].isalpha()
+            ]
+        ends += [m.start() for m in _PADDED_COLON.finditer(text)]  # an aligned form: "Name:     Jane Doe"
+        return sorted(ends)
+
+    @cached_property
     def _iban_shapes(self) -> tuple[list[int], list[int]]:
         starts, ends = [], []
         for match in self.finditer(IBAN_SHAPE, self.windows(IBAN_TRIGGERS, 0)):
@@ -240,18 +262,6 @@ class TextView:
             end = starts[index + 1] if index + 1 < len(starts) else len(self.text)
             self._tables[index] = table_at(self.text, starts[index], end)
         return self._tables[index]
-
-    @cached_property
-    def tables(self) -> tuple[Table, ...]:
-        """The delimited blocks of the text with a header row over a data row (see :mod:`.layout`)."""
-        if not any(delim in self.text for delim in DELIMITERS):  # no delimited line, so no table
-            return ()
-        starts = [0] if TABLE_START.match(self.text) else []
-        starts += [m.end() for m in PARAGRAPH_TABLE.finditer(self.text)]
-        starts = [start for start in starts if could_head_table(self.text, start)]
-        paragraphs = self._paragraphs if starts else []
-        found = (self._table(bisect.bisect_right(paragraphs, start) - 1) for start in starts)
-        return tuple(table for table in found if table is not None)
 
     def tables_at(self, hits: Iterable[int]) -> list[Table]:
         """Return the tables whose header row holds one of ``hits`` (a header holds its label's trigger)."""

@@ -35,6 +35,8 @@ except ImportError:  # no wheel for this platform: the YARA-X search finds the s
     _IMPORTED = False
 # Hyperscan is used only where it also runs (see _hyperscan_usable, at the end of the module).
 
+from agent.classify.pii.person_keys import header_words
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -63,20 +65,32 @@ _SHAPES: dict[str, tuple[str, ...]] = {
     "uk_postcode": tuple(f"0AA{after}" for after in _NOT_ALNUM if after != "-"),
     "colon": tuple(f":{gap}{first}" for gap in _AFTER_COLON for first in "AU"),
 }
+
+
+def _shortest(words: tuple[str, ...]) -> tuple[str, ...]:
+    """The words that hold none of the others (``nom`` finds ``nome``), as the lower text is encoded."""
+    encoded = {word.encode("latin-1", "replace").decode("latin-1") for word in words}
+    return tuple(sorted(w for w in encoded if not any(o != w and o in w for o in encoded)))
+
+
 # Label words, in lower case: a part of each label of the group (the scan looks for them in ``lower``).
 # Two- and three-letter words make slow scans: "né" is looked for with what may follow it.
 _BIRTH = (
     "dob", "d.o.b", "birth", "born", "bday", "geb.", "gebu", "gebo", "geb ", "geb:", "naiss", "n\xe9e",
-    "n\xe9(", "n\xe9 ", "n\xe9:", "nascita", "nato", "nata", "nac", "urodz", "ur.",
+    "n\xe9(", "n\xe9 ", "n\xe9:", "nascita", "nato", "nata", "nac", "urodz", "ur.", "nasc", "f\xf6d",
+    "f\xf8d", "f\xf8dt", "naroz",
 )  # fmt: skip
 _ADDRESS = (
     "addr", "adr", "anschrift", "wohnort", "domicil", "indirizzo", "residenza", "direcci", "zamieszkania",
-    "street", "stra\xdfe", "strasse", "calle", "straat", "ulica",
+    "street", "stra\xdfe", "strasse", "calle", "straat", "ulica", "endere", "morada", "bydli",
 )  # fmt: skip
 _LABELS: dict[str, tuple[str, ...]] = {
     "birth": _BIRTH,
     "address": _ADDRESS,
     "vcard": ("\nfn:", "\nn:"),  # a vCard name may start with a small title: "FN:pan Jan Nowak"
+    "cn": (";cn=",),  # iCalendar ATTENDEE;CN="Jane Doe" and ORGANIZER;CN=...
+    # the last words of the keys that head name columns: only tables whose header holds one are read
+    "person_header": _shortest(header_words()),
     # titles written in small letters after a key (the shape's "colon" group wants a capital)
     "colon": tuple(
         f":{gap}{title}" for gap in ("", " ", '"', ' "') for title in ("pan ", "pani ", "dhr", "mevr")

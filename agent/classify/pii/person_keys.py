@@ -1,0 +1,45 @@
+"""The keys that name a person, as data: shared by the name detector and the trigger search.
+
+:mod:`agent.classify.pii.names` reads values after these keys and in table columns headed by them;
+:mod:`agent.classify.pii.triggers` looks for the last word of each in the lower-cased text, so that only
+tables whose header holds one are read.
+"""
+
+from __future__ import annotations
+
+__all__ = ["FULL", "QUALIFIED", "SINGLE", "header_words"]
+
+SINGLE = (
+    "first name|last name|given name|family name|middle name|maiden name|surname|forename|vorname|nachname|"
+    "familienname|prénom|prenom|cognome|apellido|apellidos|voornaam|achternaam|imię|imie|nazwisko|"
+    "förnamn|efternamn|fornavn|efternavn|příjmení|sobrenome|apelido"
+)
+QUALIFIED = (
+    "full|complete|customer|patient|client|employee|contact|person|display|legal|account holder|card holder|"
+    "holder|beneficiary|insured|guest|passenger|student|applicant|shipping|ship|ship to|billing|bill to|"
+    "delivery|consignee|buyer|sender|recipient|owner|tenant|landlord|member|policyholder"
+)
+FULL = (
+    "name|patient|patientin|customer|client|cliente|employee|contact|contact person|applicant|account holder|"
+    "cardholder|holder|beneficiary|recipient|attn|attention|author|assignee|reporter|signed|signature|fn|"
+    "vollständiger name|kunde|kundin|ansprechpartner|ansprechpartnerin|empfänger|absender|kontoinhaber|"
+    "nom|nom complet|nom et prénom|destinataire|expéditeur|titulaire|"
+    "nome|nome e cognome|nome completo|nominativo|paziente|destinatario|mittente|intestatario|titolare|"
+    "nombre|nombre completo|nombre y apellidos|paciente|remitente|titular|"
+    "naam|volledige naam|patiënt|klant|ontvanger|afzender|rekeninghouder|tenaamstelling|"
+    "imię i nazwisko|imie i nazwisko|pacjent|klient|odbiorca|nadawca|posiadacz|właściciel|"
+    # the parties of HR records, tenancies and policies
+    "landlord|tenant|lessor|lessee|policyholder|mitarbeiter|mitarbeiterin|arbeitnehmer|arbeitnehmerin|"
+    "mieter|mieterin|vermieter|vermieterin|versicherter|versicherte|salarié|salariée|employé|employée|"
+    "locataire|bailleur|dipendente|lavoratore|lavoratrice|locatario|locatore|conduttore|empleado|empleada|"
+    "trabajador|trabajadora|inquilino|inquilina|arrendador|arrendatario|werknemer|medewerker|huurder|"
+    "verhuurder|pracownik|pracownica|najemca|wynajmujący|zákazník|zákaznice|"
+    # names in neighbouring languages: Nordic, Czech, Portuguese
+    "namn|navn|fullt namn|fulde navn|jméno|jméno a příjmení|celé jméno"
+)
+
+
+def header_words() -> tuple[str, ...]:
+    """The last word of every key that may head a name column (at least three letters), sorted."""
+    keys = [*SINGLE.split("|"), *FULL.split("|"), "name"]  # a qualified key ends in "name"
+    return tuple(sorted({key.split()[-1] for key in keys if len(key.split()[-1]) >= 3}))
