@@ -103,6 +103,12 @@ POSITIVES = [
     ("phone", '"text": "reach me at 0278946115"'),
     ("person_name", "Zákazník: Leoš Brož"),
     ("postal_address", "Adresa bydliště: Na Strži 9\n512 68 Slavonice"),
+    # a fixed-width table, ruled under its header (a report, psql, a data frame printed)
+    (
+        "person_name",
+        "Attendee            Department\n------------------  ----------\nCayetano Palma      Legal\n",
+    ),
+    ("person_name", "Attendees: Jane Doe, John Smith"),
 ]
 
 NEGATIVES = [
@@ -148,6 +154,7 @@ NEGATIVES = [
     ("person_name", "Pozdrawiam\nDział Obsługi Klienta"),
     ("phone", "Total: 202 456 1111,50 EUR"),  # an amount grouped by blanks, not a number going on in a cell
     ("phone", '"Praia de Vieira, 70, 09851-413 Barbosa Alegre"'),  # a Brazilian postcode
+    ("person_name", "Name      Qty\n--------  ---\nWidget X  3\nGadget    4\n"),  # products, ruled
     ("phone", "started 10:30:45 2024-01-01 12:30:45 4711"),
     ("person_name", '<input name="first_name" value="">'),
     ("email", "icon@2x.png"),

@@ -90,6 +90,9 @@ _BARE_KEYS = frozenset({"name", "nom", "nome", "nombre", "naam"})
 _PEOPLE_SHARE = 4  # a bare "name" column holds people when one row in this many has a full name
 # After "Family," the given names, then the end of the value (a line end, a delimiter or nothing).
 _INVERTED = re.compile(r"[ ]?([^\W\d_][\w'\u2019-]*(?:[ ][^\W\d_][\w'\u2019-]*)?)[ \t]*(?=[\r\n\t|;\"]|\Z)")
+_RULER = re.compile(r"[ \t]*(?:-{2,}|={2,})(?:[ \t]+(?:-{2,}|={2,}))+[ \t]*")
+_RULE_RUN = re.compile(r"-+|=+")
+_BLANK_LINE = re.compile(r"\n[ \t\r]*(?:\n|\Z)")
 _CN_END = re.compile(r'[";:\n\r]')
 _VCARD_KEYS = frozenset({"fn", "n"})
 _MAX_CARD = 8192  # how far from a name line its card's BEGIN and END lines are looked for
@@ -106,6 +109,7 @@ def count_names(view: TextView, limit: int = MAX_FINDINGS) -> int:
     found += _calendar_names(view, limit - found)
     found += _salutation_names(view, limit - found)
     found += _titled_names(view, limit - found)
+    found += _ruled_names(view, limit - found)
     for table in view.tables_at(view.hits.get("person_header", ())):
         if not _may_name_people(view, table):
             continue
@@ -136,17 +140,58 @@ def _rows(view: TextView, table: Table) -> int:
 
 
 def _column_names(view: TextView, table: Table, header: str, cells: list[str]) -> int:
+    """Count the names in a name column of a delimited table (see :func:`_count_column`)."""
+    return _count_column(header, cells, _rows(view, table))
+
+
+def _count_column(header: str, cells: list[str], rows: int) -> int:
     """Count the names in a name column; a bare ``name`` column must hold people, not products.
 
     Under a bare ``name`` a cell counts only as two or more capitalised name words (``Mrs Congress`` is
-    a title and one word), and only when at least a quarter of the table's rows hold one: product and
-    project names fill such columns too (a multi-line address cell spreads over several rows).
+    a title and one word), and only when at least a quarter of the table's ``rows`` hold one: product
+    and project names fill such columns too (a multi-line address cell spreads over several rows).
     """
     if header not in _BARE_KEYS:
         single = header in _SINGLE_SET
         return sum(looks_like_name(cell.split(), single_ok=single) for cell in cells)
     named = sum(looks_like_name(cell.split(), min_words=2) for cell in cells if cell)
-    return named if _PEOPLE_SHARE * named >= _rows(view, table) else 0
+    return named if _PEOPLE_SHARE * named >= rows else 0
+
+
+def _ruled_names(view: TextView, limit: int) -> int:
+    """Count names in the columns of fixed-width tables: a header line over a ruler of dashes.
+
+    Reports, ``psql`` and data-frame printouts align their columns with blanks and rule the header
+    (``Attendee      Department`` / ``-----------   ----------``); each run of dashes gives a column.
+    """
+    found, text, seen = 0, view.text, set()
+    for hit in view.hits.get("person_header", ()):
+        start = text.rfind("\n", 0, hit) + 1
+        end = text.find("\n", hit)
+        if end < 0 or start in seen:
+            continue
+        seen.add(start)
+        ruler_end = text.find("\n", end + 1)
+        ruler = text[end + 1 : len(text) if ruler_end < 0 else ruler_end].rstrip("\r")
+        if ruler_end < 0 or not _RULER.fullmatch(ruler):
+            continue
+        runs = [m.start() for m in _RULE_RUN.finditer(ruler)]
+        bounds = list(zip(runs, [*runs[1:], None], strict=True))
+        header = text[start:end]
+        rows = _ruled_rows(text, ruler_end + 1)
+        for lo, hi in bounds:
+            cell = normalise(header[lo:hi].strip().lower())
+            if _HEADER.fullmatch(cell):
+                found += _count_column(cell, [row[lo:hi].strip() for row in rows], len(rows))
+        if found >= limit:
+            return limit
+    return found
+
+
+def _ruled_rows(text: str, start: int) -> list[str]:
+    """The lines from ``start`` to the next blank line (at most ``MAX_FINDINGS``)."""
+    end = _BLANK_LINE.search(text, start)
+    return text[start : end.start() if end else len(text)].splitlines()[:MAX_FINDINGS]
 
 
 def _keyed_names(view: TextView, limit: int) -> int:

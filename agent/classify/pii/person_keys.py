@@ -34,6 +34,9 @@ FULL = (
     "locataire|bailleur|dipendente|lavoratore|lavoratrice|locatario|locatore|conduttore|empleado|empleada|"
     "trabajador|trabajadora|inquilino|inquilina|arrendador|arrendatario|werknemer|medewerker|huurder|"
     "verhuurder|pracownik|pracownica|najemca|wynajmujący|zákazník|zákaznice|"
+    # who took part: minutes, invitations, registrations
+    "attendee|attendees|participant|participants|teilnehmer|teilnehmerin|partecipante|participante|"
+    "deelnemer|uczestnik|organizer|organiser|speaker|"
     # names in neighbouring languages: Nordic, Czech, Portuguese
     "namn|navn|fullt namn|fulde navn|jméno|jméno a příjmení|celé jméno"
 )
