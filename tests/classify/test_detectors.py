@@ -109,6 +109,12 @@ POSITIVES = [
         "Attendee            Department\n------------------  ----------\nCayetano Palma      Legal\n",
     ),
     ("person_name", "Attendees: Jane Doe, John Smith"),
+    # markdown emphasis around a key, a shipping label, a key=value log line, an iCalendar location
+    ("person_name", "- **Kunde:** Nuran Meister"),
+    ("person_name", "- **Ship to:** Elizabeth Barry, 44 Young Harbors"),
+    ("postal_address", "**Address:** 12 Baker Street"),
+    ("person_name", 'kyc[10302]: DEBUG identity verification name="Geoffrey Pearson" result=review'),
+    ("postal_address", "LOCATION:1, avenue de Verdier, 62491 Merle-les-Bains"),
 ]
 
 NEGATIVES = [
@@ -155,6 +161,9 @@ NEGATIVES = [
     ("phone", "Total: 202 456 1111,50 EUR"),  # an amount grouped by blanks, not a number going on in a cell
     ("phone", '"Praia de Vieira, 70, 09851-413 Barbosa Alegre"'),  # a Brazilian postcode
     ("person_name", "Name      Qty\n--------  ---\nWidget X  3\nGadget    4\n"),  # products, ruled
+    ("person_name", '<meta name="Description" content="x">'),
+    ("person_name", 'logger name="Request Handler" level=INFO'),
+    ("person_name", "**Status:** Active Open"),
     ("phone", "started 10:30:45 2024-01-01 12:30:45 4711"),
     ("person_name", '<input name="first_name" value="">'),
     ("email", "icon@2x.png"),

@@ -71,9 +71,11 @@ _NOT_POSTAL = re.compile(
     r"(?:ip|mac|e-?mail|memory|web|server|bind|listen|remote|local|base|return|wallet|ipv[46])[\W_]*\Z"
 )
 _LABELLED_STREET = re.compile(
-    r"[\s\"';,]*(?:[^\W\d_][^\n]{0,40}?[^\W\d_.]\.?,?[ ]+[0-9]{1,5}[a-zA-Z]?(?![\w.:-])"
+    r"[\s\"';,*_]*(?:[^\W\d_][^\n]{0,40}?[^\W\d_.]\.?,?[ ]+[0-9]{1,5}[a-zA-Z]?(?![\w.:-])"
     r"|[0-9]{1,5}[a-zA-Z]?,?[ ]+[^\W\d_]{3,})"
 )
+# A key before the street on its line: "LOCATION:1, avenue de Verdier, 62491 Merle" (iCalendar).
+_KEY_PREFIX = re.compile(r"\A[A-Za-z][\w-]{0,30}(?:;[^:\n]{0,60})?:[ \t]*")
 _BACK = 240
 _POSTCODE_TRIGGER = 3  # "1234 AB" and "12-345" are found by their last digit and what follows
 _GB_OUTWARD = 8  # the outward code and blank before the inward code's digit, where the trigger is
@@ -155,7 +157,11 @@ def _street_before(text: str, start: int, lines: int) -> bool:
     if prefix and prefix[-1] not in ',;|\t"':
         return False
     candidates = [_last_segment(line) for line in (current, *reversed(head[-lines:]))]
-    return any(_STREET_LINE.fullmatch(c.strip(" \t\"',;")) for c in candidates if c is not None)
+    return any(
+        _STREET_LINE.fullmatch(_KEY_PREFIX.sub("", c.strip(" \t\"',;"), count=1))
+        for c in candidates
+        if c is not None
+    )
 
 
 def _last_segment(line: str) -> str | None:

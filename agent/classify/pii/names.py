@@ -226,12 +226,17 @@ def _organisation_card(lower: str, pos: int) -> bool:
 
 def _keyed_value(text: str, key: Key) -> bool:
     """Return whether the value after a name key is a name (mail headers need ``Name <addr>``)."""
-    if key.phrase in _BARE_KEYS and not _KEY_START.search(text, max(0, key.start - 8), key.start):
+    quoted_pair = text[key.value - 1] == "=" and text[key.value : key.value + 1] in "\"'"  # name="..."
+    if (
+        key.phrase in _BARE_KEYS
+        and not quoted_pair
+        and not _KEY_START.search(text, max(0, key.start - 8), key.start)
+    ):
         return False
     if key.kind == "mail":
         mail = _MAIL_NAME.match(text, key.value)
         return mail is not None and looks_like_name(mail.group(1).replace(",", " ").split())
-    value = text[key.value : key.value + 120].lstrip(" \t\"'")
+    value = text[key.value : key.value + 120].lstrip(" \t\"'*_")  # quotes, markdown emphasis
     if key.kind == "n":  # vCard ``N:Family;Given;Middle;Prefix;Suffix``
         if key.start > 0 and text[key.start - 1] not in "\n\r":
             return False

@@ -34,6 +34,8 @@ FULL = (
     "locataire|bailleur|dipendente|lavoratore|lavoratrice|locatario|locatore|conduttore|empleado|empleada|"
     "trabajador|trabajadora|inquilino|inquilina|arrendador|arrendatario|werknemer|medewerker|huurder|"
     "verhuurder|pracownik|pracownica|najemca|wynajmujący|zákazník|zákaznice|"
+    # who receives a parcel or an invoice
+    "ship to|bill to|deliver to|sold to|invoice to|"
     # who took part: minutes, invitations, registrations
     "attendee|attendees|participant|participants|teilnehmer|teilnehmerin|partecipante|participante|"
     "deelnemer|uczestnik|organizer|organiser|speaker|"

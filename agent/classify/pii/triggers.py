@@ -48,7 +48,7 @@ Hits = dict[str, list[int]]
 
 _SEPARATED_BY = (" ", "-", ".", "/", ")", ") ", ")-")
 _NOT_ALNUM = (" ", "#", "-", "(", ")", "+", ".", "/", ":", '"', "'")
-_AFTER_COLON = ("", " ", '"', ' "', "'", " '", "#")
+_AFTER_COLON = ("", " ", '"', ' "', "'", " '", "#", "# ", "## ")  # "#": markup such as "**Name:** Jane"
 # Groups of shape literals; each group has its own scanner (a scan for a few literals is several times
 # faster than one scan for all). A literal of four characters or fewer is its own atom: the scan then
 # verifies nothing, so short literals are preferred where their characters are rare in logs and tables.
