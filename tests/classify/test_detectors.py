@@ -115,6 +115,9 @@ POSITIVES = [
     ("postal_address", "**Address:** 12 Baker Street"),
     ("person_name", 'kyc[10302]: DEBUG identity verification name="Geoffrey Pearson" result=review'),
     ("postal_address", "LOCATION:1, avenue de Verdier, 62491 Merle-les-Bains"),
+    # a markdown table of fields and values
+    ("person_name", "| Field | Value |\n|---|---|\n| Full name | Gary Roberts |\n"),
+    ("postal_address", "| Wohnanschrift | Mühlestraße 96<br>01054 Ravensburg |\n"),
 ]
 
 NEGATIVES = [
@@ -164,6 +167,7 @@ NEGATIVES = [
     ("person_name", '<meta name="Description" content="x">'),
     ("person_name", 'logger name="Request Handler" level=INFO'),
     ("person_name", "**Status:** Active Open"),
+    ("person_name", "cat x | grep Foo Bar\n| Status | Active Open |\n"),
     ("phone", "started 10:30:45 2024-01-01 12:30:45 4711"),
     ("person_name", '<input name="first_name" value="">'),
     ("email", "icon@2x.png"),
@@ -354,3 +358,9 @@ def test_planted_iban_is_found(before, value, after):
 def test_planted_card_is_found(before, value, after):
     """A Luhn-valid card number in a known issuer range planted in random text is found."""
     assert detect(f"{before} {value} {after}").get("payment_card", 0) >= 1
+
+
+def test_a_labelled_address_counts_once_with_its_postcode_line():
+    """The street after a label and the postcode line under it are one address, two addresses are two."""
+    assert detect("Address: Hauptstr. 5\n12345 Berlin")["postal_address"] == 1
+    assert detect("Address: Hauptstr. 5\n\nAddress: Bahnhofstr. 7\n12345 Berlin")["postal_address"] == 2

@@ -11,6 +11,7 @@ where the trigger search found their shape (a run of exactly five digits, ``1234
 
 from __future__ import annotations
 
+import bisect
 import re
 from typing import TYPE_CHECKING
 
@@ -55,7 +56,8 @@ _STREET_LINE = re.compile(
 )
 _LABELS = (
     r"address|home address|postal address|mailing address|street address|billing address|shipping address|"
-    r"adresse|anschrift|wohnadresse|wohnort|postanschrift|adresse postale|domicile|"
+    r"adresse|anschrift|wohnadresse|wohnanschrift|wohnort|postanschrift|lieferadresse|lieferanschrift|"
+    r"rechnungsadresse|meldeadresse|adresse postale|adresse de livraison|domicile|"
     r"indirizzo|residenza|domicilio|dirección|direccion|"
     r"adres|woonadres|adres zamieszkania|miejsce zamieszkania|"
     r"endereço|endereco|morada|adress|postadress|adresa|adresa bydliště|bydliště"
@@ -77,29 +79,43 @@ _LABELLED_STREET = re.compile(
 # A key before the street on its line: "LOCATION:1, avenue de Verdier, 62491 Merle" (iCalendar).
 _KEY_PREFIX = re.compile(r"\A[A-Za-z][\w-]{0,30}(?:;[^:\n]{0,60})?:[ \t]*")
 _BACK = 240
+_STREET_TO_POSTCODE_LINES = 2
 _POSTCODE_TRIGGER = 3  # "1234 AB" and "12-345" are found by their last digit and what follows
 _GB_OUTWARD = 8  # the outward code and blank before the inward code's digit, where the trigger is
 
 
 def count_addresses(view: TextView, limit: int = MAX_FINDINGS) -> int:
     """Count postal addresses (see the module docstring for the shapes that count)."""
-    found = 0
+    blocks: list[int] = []  # where counted postcodes are: a labelled street above one is that address
     for match in view.finditer(_DIGIT_POSTCODE, view.windows(("five", "postcode"), _POSTCODE_TRIGGER), 16):
-        if found >= limit:
-            return found
-        found += _digit_block(view, match)
+        if len(blocks) >= limit:
+            return len(blocks)
+        if _digit_block(view, match):
+            blocks.append(match.start())
     for match in view.finditer(_GB_POSTCODE, view.windows(("uk_postcode",), _GB_OUTWARD), 16):
-        if found >= limit:
-            return found
+        if len(blocks) >= limit:
+            return len(blocks)
         town = _TOWN_BEFORE.search(view.text, max(0, match.start() - 40), match.start())  # "London NW1 6XE"
-        found += _block(view, town.start() if town else match.start(), 3)
+        if _block(view, town.start() if town else match.start(), 3):
+            blocks.append(match.start())
+    blocks.sort()
+    found = len(blocks)
     for start in _labelled_values(view):
         if found >= limit:
             return found
-        found += _LABELLED_STREET.match(view.text, start) is not None
+        street = _LABELLED_STREET.match(view.text, start)
+        found += street is not None and not _closed_below(view.text, blocks, street.end())
     for _, cells in column_cells(view, _HEADER, view.tables_at(view.hits.get("address", ()))):
         found += sum(1 for cell in cells if _LABELLED_STREET.match(cell))
     return min(found, limit)
+
+
+def _closed_below(text: str, blocks: list[int], end: int) -> bool:
+    """Return whether a counted postcode follows a street ending at ``end`` within its next two lines."""
+    index = bisect.bisect_left(blocks, end)
+    if index == len(blocks):
+        return False
+    return text.count("\n", end, blocks[index]) <= _STREET_TO_POSTCODE_LINES and blocks[index] - end <= _BACK
 
 
 def _labelled_values(view: TextView) -> Iterator[int]:

@@ -57,6 +57,7 @@ IBAN_TRIGGERS = ("iban",)
 
 _LAST_TAB = re.compile(r"\t(?=[^\t\n]+$)", re.MULTILINE)
 _MAX_KEY = 48
+_PAIR_PIPES, _PAIR_CELLS = 3, 2  # "| key | value |": three pipes at most, two cells
 _PADDED_COLON = re.compile(r":[ \t]{2,}(?=[^\W\d_a-zß-ÿ])")
 _EQUALS_KEY = re.compile(r"=[ ]?[\"']?(?=[^\W\d_a-zß-ÿ])")  # starts with a literal: found fast
 _ESCAPE = re.compile(r"\\(?:u([0-9a-fA-F]{4})|([nrt\"/\\]))")
@@ -194,8 +195,9 @@ class TextView:
         """Where keys end that the trigger search does not find, in order.
 
         The tab of a line of two cells ("Name<TAB>Jane Doe", a form exported from a spreadsheet or an
-        HTML table), an equals sign before a capitalised value (``holder="Jane Doe"`` in a log line)
-        and a colon padded with blanks to align a form's values.
+        HTML table), the pipe between the two cells of a markdown row, an equals sign before a
+        capitalised value (``holder="Jane Doe"`` in a log line) and a colon padded with blanks to
+        align a form's values.
         """
         text, ends = self.text, []
         if "\t" in text:  # the last tab of each line: the only one, if the line has no other before it
@@ -209,6 +211,8 @@ class TextView:
                 m.start() for m in _EQUALS_KEY.finditer(text) if m.start() and text[m.start() - 1].isalpha()
             ]
         ends += [m.start() for m in _PADDED_COLON.finditer(text)]  # an aligned form: "Name:     Jane Doe"
+        if "|" in text:
+            ends += _pipe_pairs(text)
         return sorted(ends)
 
     @cached_property
@@ -281,6 +285,23 @@ class TextView:
                 if label.search(cell) is not None:
                     spans.extend(cell_spans(self.text, table, column))
         return sorted(spans)
+
+
+def _pipe_pairs(text: str) -> list[int]:
+    """Where the key cell ends on each line of two pipe-separated cells (``| Full name | Jane Doe |``).
+
+    A markdown table of fields and values: its first cell is a key, its second the value.
+    """
+    ends, offset = [], 0
+    for line in text.split("\n"):
+        if "|" in line and line.count("|") <= _PAIR_PIPES:
+            body = line.strip()
+            lead = len(line) - len(line.lstrip()) + (1 if body.startswith("|") else 0)
+            cells = body.strip("|").split("|")
+            if len(cells) == _PAIR_CELLS and 0 < len(cells[0].strip()) <= _MAX_KEY and cells[1].strip():
+                ends.append(offset + lead + len(cells[0]))
+        offset += len(line) + 1
+    return ends
 
 
 def merge_spans(spans: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
