@@ -142,4 +142,4 @@ def describe_os_error(exc: OSError) -> str:
 def _with_stat(request: ScanRequest, key: StatKey) -> ScanRequest:
     if request.stat == key:
         return request
-    return ScanRequest(path=request.path, source=request.source, stat=key, display=request.display)
+    return msgspec.structs.replace(request, stat=key)  # every other field kept (``act`` above all)

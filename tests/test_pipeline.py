@@ -49,6 +49,17 @@ def test_clean_text_file(tmp_path, engine, ctx):
     assert outcome.request.stat.size == path.stat().st_size
 
 
+def test_a_stat_refreshed_at_open_keeps_every_other_field_of_the_request(tmp_path, engine, ctx):
+    """A file touched between walk and scan gets its new stat; a report-only request stays report-only."""
+    path = tmp_path / "x.com"
+    path.write_bytes(samples.eicar())
+    stale = StatKey(0, 0, 1, 2, 3)
+    request = ScanRequest(path=str(path), stat=stale, display="named", act=False)
+    outcome = run_item(request, engine=engine, ctx=ctx)
+    assert outcome.request.stat != stale
+    assert (outcome.request.act, outcome.request.display) == (False, "named")
+
+
 def test_fifo_is_never_opened_for_reading(tmp_path, engine, ctx):
     """A FIFO named directly is refused at once (no blocking open, no read)."""
     fifo = tmp_path / "pipe"

@@ -96,6 +96,7 @@ class ClamdServer:
         self._tasks: set[asyncio.Task[None]] = set()
         self._open = 0
         self._per_client: Counter[tuple[object, ...]] = Counter()
+        self._waiting: Counter[tuple[object, ...]] = Counter()  # connections waiting for a slot, per client
         self._freed = asyncio.Event()  # set (and replaced) whenever a slot frees up
         self._refused = 0
         self._grace = 0.0
@@ -269,30 +270,45 @@ class ClamdServer:
         """Take a serving slot for ``client``, waiting up to ``queue_timeout`` for one to free up.
 
         Like clamd's queue, a connection past ``max_connections`` (or past ``max_client_connections`` of
-        its own client) waits; only one still waiting after ``queue_timeout`` gets the ERROR reply.
+        its own client) waits; only one still waiting after ``queue_timeout`` gets the ERROR reply. A
+        client may have at most ``max_client_connections`` waiting too: past that, the ERROR comes at
+        once, so that one client's connections cannot fill the queue and lock the others out.
         Returns None with the slot taken, else the refusal to answer the client's command with.
         """
         settings = self.settings
         loop = asyncio.get_running_loop()
         deadline = loop.time() + settings.queue_timeout
-
-        def full() -> bool:
-            return self._served() >= settings.max_connections
-
-        while full() or self._per_client[client] >= settings.max_client_connections:
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                if full():
-                    self._note_refusal("max_connections")
-                    return "Too many connections. ERROR"
-                self._note_refusal("max_client_connections")
-                return "Too many connections from this client. ERROR"
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._freed.wait(), remaining)
+        if self._must_wait(client) and self._waiting[client] >= settings.max_client_connections:
+            self._note_refusal("max_client_connections")  # one client may not fill the queue
+            return "Too many connections from this client. ERROR"
+        self._waiting[client] += 1
+        try:
+            while self._must_wait(client):
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    if self._served() >= settings.max_connections:
+                        self._note_refusal("max_connections")
+                        return "Too many connections. ERROR"
+                    self._note_refusal("max_client_connections")
+                    return "Too many connections from this client. ERROR"
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._freed.wait(), remaining)
+        finally:
+            self._waiting[client] -= 1
+            if self._waiting[client] <= 0:
+                del self._waiting[client]
         self._per_client[client] += 1
         if self._ctx is not None:
             self._ctx.connections = self._served()
         return None
+
+    def _must_wait(self, client: tuple[object, ...]) -> bool:
+        """Whether every slot is taken, or every one ``client`` may hold."""
+        settings = self.settings
+        return (
+            self._served() >= settings.max_connections
+            or self._per_client[client] >= settings.max_client_connections
+        )
 
     def _free(self, client: tuple[object, ...]) -> None:
         self._per_client[client] -= 1

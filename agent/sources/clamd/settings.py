@@ -23,7 +23,8 @@ class ClamdSettings:
     - ``max_connections``: connections served at once; ``max_client_connections``: of those, how many
       one client process may hold (by SO_PEERCRED pid; all TCP clients count as one client), so no
       single client can take them all. Past either, a connection waits for a slot (as in clamd's
-      queue); ``queue_timeout``: seconds it waits before its command gets an ERROR reply.
+      queue); ``queue_timeout``: seconds it waits before its command gets an ERROR reply. A client
+      may have as many connections waiting as it may hold; past that the ERROR comes at once.
     - ``command_read_timeout``: seconds to send the first complete command;
       ``idle_timeout``: seconds a session may wait with nothing in flight before its next command;
       ``read_timeout``: seconds between two pieces of an INSTREAM, and to write a reply.

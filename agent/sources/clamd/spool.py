@@ -164,7 +164,7 @@ class StreamSink:
                 os.close(self._fd)
                 self._fd = -1
             path, self._path = self._path, ""
-            request = ScanRequest(path=path, source=Source.STREAM, display="stream")
+            request = ScanRequest(path=path, source=Source.STREAM, display="stream", act=False)
             return Held(request, lambda: _unlink(path))
         data, reserved = bytes(self._memory), self._reserved
         self._memory, self._reserved = bytearray(), 0
@@ -230,5 +230,5 @@ def _copy_to_spool(fd: int, spool_dir: Path, limit: int, display: str) -> Held |
         raise
     finally:
         os.close(out)
-    request = ScanRequest(path=path, source=Source.STREAM, display=display)
+    request = ScanRequest(path=path, source=Source.STREAM, display=display, act=False)
     return Held(request, lambda: _unlink(path))

@@ -251,7 +251,10 @@ def test_connection_cap_gives_an_error(clamd_factory, clamd_raw, clamd_query):
 
 
 def test_clients_past_the_limits_wait_for_a_slot_instead_of_an_error(clamd_factory, clamd_query):
-    """Like clamd's queue: 24 threads of one process over 4 per-client slots are all served, no ERROR."""
+    """Like clamd's queue: 8 threads of one process over 4 per-client slots are all served, no ERROR.
+
+    (4 served and 4 waiting: a client may have as many connections waiting as it may hold.)
+    """
     server = clamd_factory(max_connections=16, max_client_connections=4)
     path = server.settings.socket_path
     body = samples.eicar()
@@ -259,16 +262,34 @@ def test_clients_past_the_limits_wait_for_a_slot_instead_of_an_error(clamd_facto
     replies: list[bytes] = []
 
     def client() -> None:
-        for _ in range(5):
+        for _ in range(15):
             replies.append(clamd_query(path, stream))
 
-    threads = [threading.Thread(target=client) for _ in range(24)]
+    threads = [threading.Thread(target=client) for _ in range(8)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(HANG_GUARD)
     assert len(replies) == 120
     assert set(replies) == {b"stream: " + EICAR_FOUND + b"\0"}
+
+
+def test_one_client_waiting_past_its_limit_cannot_lock_out_another(clamd_factory, clamd_raw, tmp_path):
+    """A process holding its slots and its share of the queue gets ERRORs; another process is served."""
+    server = clamd_factory(max_connections=4, max_client_connections=2)
+    path = server.settings.socket_path
+    hogs = [clamd_raw(path) for _ in range(8)]  # 2 served, 2 waiting, 4 refused at once
+    hogs[-1].send(b"nPING\n")
+    assert hogs[-1].read_all() == b"Too many connections from this client. ERROR\n"
+    sample = tmp_path / "eicar.com"
+    sample.write_bytes(samples.eicar())
+    other = subprocess.run(
+        [sys.executable, "-c", _OTHER_CLIENT, str(path), str(sample)],
+        capture_output=True,
+        timeout=HANG_GUARD,
+        check=True,
+    )
+    assert other.stdout == b"PONG\x00|stream: " + EICAR_FOUND + b"\n"
 
 
 def test_500_connections_from_one_client_do_not_block_another(
