@@ -217,14 +217,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("endpoint-agent: interrupted", file=sys.stderr)
     except BrokenPipeError:  # the reader went away (``| head``): stop quietly, as Unix tools do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    except sqlite3.DatabaseError as exc:  # a damaged or foreign agent.db: name it and the way out
-        store = config.home_dirs()[0] / "agent.db"
-        print(
-            f"endpoint-agent: the agent's store {store} cannot be used ({exc}); if it is damaged, move it "
-            "aside and the agent starts a new one (its scan history, cache and queued records stay in "
-            "the old file)",
-            file=sys.stderr,
-        )
+    except sqlite3.DatabaseError as exc:  # a damaged, foreign or busy agent.db: name it and the way out
+        print(f"endpoint-agent: {_store_problem(exc)}", file=sys.stderr)
     except OSError as exc:  # a file the user named cannot be read or written: say which and why
         where = f": {exc.filename}" if exc.filename else ""
         print(f"endpoint-agent: {exc.strerror or type(exc).__name__}{where}", file=sys.stderr)
@@ -234,6 +228,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"endpoint-agent: internal error ({type(exc).__name__}); details are in the log", file=sys.stderr
         )
     return EXIT_ERROR
+
+
+def _store_problem(exc: sqlite3.DatabaseError) -> str:
+    """What to tell the user about an error of the state store: a damaged file, or a busy one."""
+    store = config.home_dirs()[0] / "agent.db"
+    if getattr(exc, "sqlite_errorname", "") in ("SQLITE_NOTADB", "SQLITE_CORRUPT"):
+        return (
+            f"the agent's store {store} is damaged ({exc}); move it aside and the agent starts a new one "
+            "(its scan history, cache and queued records stay in the old file)"
+        )
+    return f"the agent's store {store} cannot be used now ({exc}); if another endpoint-agent uses it, retry"
 
 
 def _log_level(args: argparse.Namespace, cfg: config.Config) -> str:

@@ -57,8 +57,14 @@ GLOBALS = {"member_name": ""}
 _RULE_DECL = re.compile(r"^\s*(?:(?:private|global)\s+)*rule\s+\w+", re.MULTILINE)
 # A rule's ``severity`` meta is one of these (the policy maps each to a verdict and an action).
 SEVERITIES = ("critical", "high", "medium", "low")
-_SEVERITY_META = re.compile(r'^\s*severity\s*=\s*"([^"\n]*)"', re.MULTILINE)
-_CACHE_FORMAT = b"endpoint-agent compiled rules 2\n"
+# YARA source as tokens: strings and comments (kept apart, so that "//" in a string is no comment) and
+# a severity meta's start; its value is the token that follows.
+_YARA_TOKENS = re.compile(
+    r'(?P<string>"(?:[^"\\\n]|\\.)*")|(?P<comment>//[^\n]*|/\*.*?\*/)|(?P<severity>\bseverity\s*=\s*)',
+    re.DOTALL,
+)
+_META_VALUE = re.compile(r'"((?:[^"\\\n]|\\.)*)"|([^\s"]+)')
+_CACHE_FORMAT = b"endpoint-agent compiled rules 3\n"  # 3: severities checked when compiled
 _CACHE_KEEP = 3  # compiled versions kept: the one in force and the last few (a rollback is quick)
 
 
@@ -242,12 +248,21 @@ def _version(sources: dict[str, str], hash_files: dict[str, bytes]) -> str:
 
 
 def _check_severities(origin: str, text: str) -> None:
-    """Refuse a ``severity`` meta outside :data:`SEVERITIES`: a typo must not change a verdict silently."""
-    for match in _SEVERITY_META.finditer(text):
-        if match.group(1).lower() not in SEVERITIES:
-            line = text.count("\n", 0, match.start()) + 1
+    """Refuse a ``severity`` meta outside :data:`SEVERITIES`: a typo must not change a verdict silently.
+
+    Strings and comments are skipped as YARA reads them; a value that is not a string (``severity =
+    5``) is refused too.
+    """
+    for token in _YARA_TOKENS.finditer(text):
+        if token.lastgroup != "severity":
+            continue
+        value = _META_VALUE.match(text, token.end())
+        written = value.group(1) if value is not None and value.group(1) is not None else None
+        if written is None or written.lower() not in SEVERITIES:
+            line = text.count("\n", 0, token.start()) + 1
+            shown = repr(written) if written is not None else (value.group(2) if value else "nothing")
             raise RulesError(
-                f"rule metadata error in {origin}:{line}: severity {match.group(1)!r} is not one of "
+                f"rule metadata error in {origin}:{line}: severity {shown} is not one of "
                 f"{', '.join(SEVERITIES)}"
             )
 

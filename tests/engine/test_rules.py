@@ -39,6 +39,20 @@ def test_unknown_severity_is_an_error_naming_file_and_line(tmp_path):
     )
     with pytest.raises(RulesError, match=r"r\.yar:9: severity 'extreme' is not one of critical"):
         load_rules(tmp_path)
+    (tmp_path / "r.yar").write_text(
+        'rule r {\n  meta:\n    severity = 5\n  strings: $a = "abc"\n  condition: $a\n}\n'
+    )
+    with pytest.raises(RulesError, match=r"r\.yar:3: severity 5 is not one of"):
+        load_rules(tmp_path)
+
+
+def test_severity_in_comments_and_strings_is_not_a_meta(tmp_path):
+    """Only real meta lines are checked: not commented-out ones, nor text inside a rule string."""
+    (tmp_path / "r.yar").write_text(
+        'rule r {\n  /* severity = "info" */\n  // severity = "extreme"\n  meta:\n    severity = "low"\n'
+        '    url = "http://example.com//x"\n  strings: $a = "severity = x"\n  condition: $a\n}\n'
+    )
+    assert load_rules(tmp_path).yara_rules == 1
 
 
 def test_same_rule_name_in_two_files_is_allowed(tmp_path):

@@ -67,7 +67,7 @@ def _home_is_a_file(home: Path) -> None:
     [
         (
             _garbage_store,
-            b"agent.db cannot be used (file is not a database); if it is damaged, move it aside",
+            b"agent.db is damaged (file is not a database); move it aside",
         ),
         (_key_is_a_directory, b"master secret"),
         (_home_is_a_file, b"is not a directory (it comes from ENDPOINT_AGENT_HOME"),
@@ -210,3 +210,22 @@ def test_entry_point_ends_at_once_only_when_no_other_thread_runs(monkeypatch, ca
     with pytest.raises(SystemExit) as exited:
         cli.run()
     assert exited.value.code == 3
+
+
+def test_a_locked_store_is_not_called_damaged(tmp_path):
+    """Another process holding the store's write lock: retry, not "move it aside" (which loses data)."""
+    import sqlite3
+
+    home = tmp_path / "home"
+    target = tmp_path / "f.txt"
+    target.write_text("hello")
+    assert run_cli("scan", str(target), home=home).returncode == 0  # creates the store
+    holder = sqlite3.connect(home / "agent.db", isolation_level=None)
+    try:
+        holder.execute("BEGIN EXCLUSIVE")
+        proc = run_cli("scan", "--no-cache", str(target), home=home)
+    finally:
+        holder.close()
+    assert proc.returncode == 2
+    assert b"retry" in proc.stderr
+    assert b"move it aside" not in proc.stderr

@@ -1,9 +1,10 @@
 """Tables in a text: a paragraph whose header row of delimited cells is one of its first few lines.
 
 Exports often put a title or a "generated on" line over the header row; of the first ``HEADER_LINES``
-lines of a paragraph the header is the one with the most header-like cells (a two-cell ``Report: x``
-line above loses to the real header). Tables are read only where a detector needs one: at a trigger
-in its header row (see :meth:`agent.classify.pii.text.TextView.tables_at`).
+lines of a paragraph the header is the first as wide as the rows below it (a two-cell
+``Report<TAB>x`` line above is passed over). Where a detector looks for a column by its header word,
+the header is the line holding that word, however deep in its paragraph (see
+:meth:`agent.classify.pii.text.TextView.tables_at`).
 
 Cells are split at delimiters outside double quotes; splitting the line at its quotes first keeps the
 work in ``str`` methods (every other piece is inside quotes).
@@ -12,6 +13,7 @@ work in ``str`` methods (every other piece is inside quotes).
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -29,6 +31,7 @@ __all__ = [
     "name_cell",
     "split_cells",
     "table_at",
+    "table_headed_by",
 ]
 
 PARAGRAPH = re.compile(r"\n[ \t\r]*\n")
@@ -37,6 +40,7 @@ DELIMITERS = ("\t", ";", "|", ",")
 _HEADER_CELL = re.compile(r"[\w .()/#°-]{1,48}")
 _MAX_HEADER_LINE = 2048
 _MAX_HEADER_CELL = 48
+_SAMPLE_ROWS = 4  # rows read beyond the header lines to learn a table's width
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,24 +70,58 @@ def could_be_header(text: str, start: int, end: int) -> bool:
 def table_at(text: str, start: int, end: int) -> Table | None:
     """Return the table of the paragraph ``[start, end)``, headed by one of its first ``HEADER_LINES`` lines.
 
-    Of those lines, the header row is the one with the most cells (the first of equals).
+    The header row is the first of those lines that could head the rows below: it has (nearly) as
+    many cells as most of the paragraph's first lines, so that title lines with fewer cells above it
+    ("Report<TAB>CRM export") are passed over, and a data row under it is not taken for it.
     """
-    best = None
-    for _ in range(HEADER_LINES):
+    lines = _first_lines(text, start, end, HEADER_LINES + _SAMPLE_ROWS)
+    counts = [_cell_count(text, lo, hi) for lo, hi in lines]
+    common = Counter(count for count in counts if count > 1).most_common(1)
+    if not common:
+        return None
+    wanted = common[0][0] - 1  # a header may lack one trailing cell of the rows
+    for (lo, hi), count in zip(lines[:HEADER_LINES], counts, strict=False):
+        if count >= wanted and (table := table_headed_by(text, lo, hi, end)) is not None:
+            return table
+    return None
+
+
+def table_headed_by(text: str, start: int, line_end: int, end: int) -> Table | None:
+    """Return the table whose header row is the line ``[start, line_end)``, its rows to ``end``.
+
+    Every cell of it reads as a header cell, and the row under it is about as wide: prose with a few
+    commas is not a table.
+    """
+    if not could_be_header(text, start, line_end):
+        return None
+    delim = _delimiter(text, start, line_end)
+    table = _header_row(text[start:line_end].rstrip("\r"), delim, line_end, end)
+    if table is None or not all(_HEADER_CELL.fullmatch(cell) for cell in table.header if cell):
+        return None
+    below = text.find("\n", line_end + 1, end)
+    row = (line_end + 1, end if below < 0 else below)
+    wide = row[0] < end and len(split_cells(text[row[0] : row[1]], delim)) >= max(2, len(table.header) - 1)
+    return table if wide else None
+
+
+def _first_lines(text: str, start: int, end: int, count: int) -> list[tuple[int, int]]:
+    """The spans of up to ``count`` lines from ``start`` (a line longer than a header row ends the list)."""
+    lines: list[tuple[int, int]] = []
+    while start < end and len(lines) < count:
         line_end = text.find("\n", start, min(end, start + _MAX_HEADER_LINE))
         if line_end < 0:
             if end - start > _MAX_HEADER_LINE:
                 break  # a long line is prose, not a header row
             line_end = end
-        if could_be_header(text, start, line_end):
-            delim = _delimiter(text, start, line_end)
-            table = _header_row(text[start:line_end].rstrip("\r"), delim, line_end, end)
-            if table is not None and (best is None or len(table.header) > len(best.header)):
-                best = table
+        lines.append((start, line_end))
         start = line_end + 1
-        if start >= end:
-            break
-    return best
+    return lines
+
+
+def _cell_count(text: str, start: int, end: int) -> int:
+    """The number of cells of a line, split at its delimiter (0 when it has none)."""
+    delim = _delimiter(text, start, end)
+    return len(split_cells(text[start:end], delim)) if delim else 0
 
 
 def _header_row(line: str, delim: str, line_end: int, end: int) -> Table | None:

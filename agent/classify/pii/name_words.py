@@ -50,7 +50,8 @@ des und dem helpdesk hotline desk office center centre reception daemon cron bot
 postmaster mailer fundacja stiftung fondation fondazione fundación stichting spółka gesellschaft société
 società sociedad damen herren messieurs mesdames signori signore señores señoras dames heren kundenservice
 kundendienst abteilung servizio clienti atención afdeling klantenservice dział obsługi obsługa klienta
-biuro zespół kundtjänst kundeservice
+biuro zespół kundtjänst kundeservice management facilities production staging development audio video
+gold silver bronze platinum tier browser viewer editor player explorer debugger
 """
 STOPWORDS = words(_STOP_TEXT)
 # Legal forms and organisational words: a value holding one names an organisation, not a person.
@@ -74,8 +75,14 @@ def _name_word(word: str) -> bool:
 
 
 def _capitalised_filler(word: str) -> bool:
-    """Return whether a word is one of the common words, written with a capital (as in a title)."""
-    word = word.rstrip(",.;:")
+    """Return whether a word is one of the common words, written with a capital (as in a title).
+
+    A word before a colon is the next key of a one-line form ("Name: John Smith Phone: ..."), not
+    part of a title.
+    """
+    if word.endswith(":"):
+        return False
+    word = word.rstrip(",.;")
     return word[:1].isupper() and word.lower() in STOPWORDS
 
 

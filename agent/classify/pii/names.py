@@ -24,7 +24,7 @@ from agent.classify.pii.person_keys import FULL as _FULL
 from agent.classify.pii.person_keys import QUALIFIED as _QUALIFIED
 from agent.classify.pii.person_keys import SINGLE as _SINGLE
 from agent.classify.pii.tables import column_cells
-from agent.classify.pii.text import MAX_FINDINGS, trie
+from agent.classify.pii.text import MAX_FINDINGS, trie, words
 
 if TYPE_CHECKING:
     from agent.classify.pii.text import Table, TextView
@@ -41,7 +41,11 @@ _KEYS = Keys(
 )
 _SPACES = "[ _.-]*"
 _HEADER_KEYS = f"{_SINGLE}|{_FULL}".replace(" ", _SPACES)
-_HEADER = re.compile(rf"(?:(?:{_QUALIFIED.replace(' ', _SPACES)}){_SPACES})?(?:{_HEADER_KEYS})(?:\s*\(.*\))?")
+# In a column header "ship" qualifies a recipient (an order export's ship_name); as a key it is a vessel.
+_HEADER_QUALIFIED = f"{_QUALIFIED}|ship"
+_HEADER = re.compile(
+    rf"(?:(?:{_HEADER_QUALIFIED.replace(' ', _SPACES)}){_SPACES})?(?:{_HEADER_KEYS})(?:\s*\(.*\))?"
+)
 # Both run on the lower-cased text (``(?i)`` is several times slower): the phrases are lower case. A line
 # is tried once: its indentation is taken possessively and the phrases are factored by prefix.
 _GREETINGS = (
@@ -81,7 +85,7 @@ _HONORIFIC = re.compile(
 _PHRASE_END = re.compile(r"[.!?](?:\s|\Z)|[\n\r\t,;:()<>\[\]{}\"|=]")
 _LINE_END = re.compile(r"[\"']?[ \t]*[,;]?[ \t]*\r?(?:\n|\Z)")
 _MAX_SIGNATURE_WORDS = 5
-_SINGLE_SET = frozenset(_SINGLE.split("|"))
+_SINGLE_SET = frozenset(k for key in _SINGLE.split("|") for k in (key, key.replace(" ", "")))  # firstName
 _GREETING_END = re.compile(r"[,:!]|[\n\r\t|;<>()\[\]{}\"=]|\s{3,}")
 _VALUE_END = re.compile(r"[\n\r\t|;<>()\[\]{}\"=]|,|\s{3,}")
 _MAIL_NAME = re.compile(r"[ \t]*\"?([^\"<>\n@]{2,60}?)\"?[ \t]*<[^<>\s@]+@[^<>\s@]+\.[A-Za-z]{2,24}>")
@@ -92,7 +96,15 @@ _PEOPLE_SHARE = 4  # a bare "name" column holds people when one row in this many
 _INVERTED = re.compile(r"[ ]?([^\W\d_][\w'\u2019-]*(?:[ ][^\W\d_][\w'\u2019-]*)?)[ \t]*(?=[\r\n\t|;\"]|\Z)")
 _RULER = re.compile(r"[ \t]*(?:-{2,}|={2,})(?:[ \t]+(?:-{2,}|={2,}))+[ \t]*")
 _RULE_RUN = re.compile(r"-+|=+")
-_BLANK_LINE = re.compile(r"\n[ \t\r]*(?:\n|\Z)")
+_CALENDAR_PEOPLE = ("attendee", "organizer")
+_MAX_CALENDAR_LINE = 400  # how far past CN= its line's other parameters (CUTYPE) are looked for
+_NOT_A_PERSON = re.compile(r";cutype=(?!individual)[^;:\n]*[;:]")
+_NAME_WORDS = frozenset({"name", "nom", "nome", "nombre", "naam", "namn", "navn", "nazwisko", "jméno"})
+_PERSON_ROLES = words(
+    "employee mitarbeiter mitarbeiterin arbeitnehmer arbeitnehmerin patient patientin paziente paciente "
+    "patiënt pacjent werknemer medewerker pracownik pracownica dipendente empleado empleada salarié "
+    "salariée employé employée versicherter versicherte policyholder applicant student"
+)
 _CN_END = re.compile(r'[";:\n\r]')
 _VCARD_KEYS = frozenset({"fn", "n"})
 _MAX_CARD = 8192  # how far from a name line its card's BEGIN and END lines are looked for
@@ -163,23 +175,24 @@ def _ruled_names(view: TextView, limit: int) -> int:
 
     Reports, ``psql`` and data-frame printouts align their columns with blanks and rule the header
     (``Attendee      Department`` / ``-----------   ----------``); each run of dashes gives a column.
+    Every line is read at most once: a table's rows end at a blank line or at the next table's header.
     """
-    found, text, seen = 0, view.text, set()
+    found, text, covered, end = 0, view.text, 0, -1
     for hit in view.hits.get("person_header", ()):
-        start = text.rfind("\n", 0, hit) + 1
-        end = text.find("\n", hit)
-        if end < 0 or start in seen:
+        if hit < covered or hit <= end:  # in a table read above, or on the line just looked at
             continue
-        seen.add(start)
+        end = text.find("\n", hit)
+        if end < 0:
+            break
+        start = text.rfind("\n", 0, hit) + 1
         ruler_end = text.find("\n", end + 1)
         ruler = text[end + 1 : len(text) if ruler_end < 0 else ruler_end].rstrip("\r")
         if ruler_end < 0 or not _RULER.fullmatch(ruler):
             continue
         runs = [m.start() for m in _RULE_RUN.finditer(ruler)]
-        bounds = list(zip(runs, [*runs[1:], None], strict=True))
         header = text[start:end]
-        rows = _ruled_rows(text, ruler_end + 1)
-        for lo, hi in bounds:
+        rows, covered = _ruled_rows(text, ruler_end + 1)
+        for lo, hi in zip(runs, [*runs[1:], None], strict=True):
             cell = normalise(header[lo:hi].strip().lower())
             if _HEADER.fullmatch(cell):
                 found += _count_column(cell, [row[lo:hi].strip() for row in rows], len(rows))
@@ -188,10 +201,30 @@ def _ruled_names(view: TextView, limit: int) -> int:
     return found
 
 
-def _ruled_rows(text: str, start: int) -> list[str]:
-    """The lines from ``start`` to the next blank line (at most ``MAX_FINDINGS``)."""
-    end = _BLANK_LINE.search(text, start)
-    return text[start : end.start() if end else len(text)].splitlines()[:MAX_FINDINGS]
+def _ruled_rows(text: str, start: int) -> tuple[list[str], int]:
+    """The rows of a ruled table from ``start``, and where they end.
+
+    They end at a blank line, at the line over the next ruler (the next table's header) or after
+    ``MAX_FINDINGS`` rows.
+    """
+    rows: list[str] = []
+    ends: list[int] = []
+    pos = start
+    while pos < len(text) and len(rows) < MAX_FINDINGS:
+        end = text.find("\n", pos)
+        end = len(text) if end < 0 else end
+        line = text[pos:end].rstrip("\r")
+        if not line.strip():
+            break
+        if _RULER.fullmatch(line):
+            if rows:  # the line above this ruler heads the next table
+                rows.pop()
+                ends.pop()
+            break
+        rows.append(line)
+        ends.append(end + 1)
+        pos = end + 1
+    return rows, ends[-1] if ends else start
 
 
 def _keyed_names(view: TextView, limit: int) -> int:
@@ -226,12 +259,10 @@ def _organisation_card(lower: str, pos: int) -> bool:
 
 def _keyed_value(text: str, key: Key) -> bool:
     """Return whether the value after a name key is a name (mail headers need ``Name <addr>``)."""
-    quoted_pair = text[key.value - 1] == "=" and text[key.value : key.value + 1] in "\"'"  # name="..."
-    if (
-        key.phrase in _BARE_KEYS
-        and not quoted_pair
-        and not _KEY_START.search(text, max(0, key.start - 8), key.start)
-    ):
+    if text[key.value - 1] == "=":  # key=value: a qualified key and a quoted value ('holder="Jane Doe"')
+        if key.phrase in _BARE_KEYS or text[key.value : key.value + 1] not in "\"'":
+            return False  # name="Apache Ant" in XML, Name=Firefox in a .desktop file
+    elif key.phrase in _BARE_KEYS and not _KEY_START.search(text, max(0, key.start - 8), key.start):
         return False
     if key.kind == "mail":
         mail = _MAIL_NAME.match(text, key.value)
@@ -244,19 +275,37 @@ def _keyed_value(text: str, key: Key) -> bool:
         return looks_like_name([p.strip() for p in parts[:3] if p.strip()][::-1], single_ok=False)
     end = _VALUE_END.search(value)
     words = (value[: end.start()] if end else value).split()
-    if end is not None and end.group() == "," and key.kind != "single":
+    if end is not None and end.group() == "," and _person_only(key.phrase):
         inverted = _INVERTED.match(value, end.end())  # "Moraes, Helena": the family name first
         if inverted is not None:
             return looks_like_name(inverted.group(1).split() + words)
     return looks_like_name(words, single_ok=key.kind == "single")
 
 
+def _person_only(phrase: str) -> bool:
+    """Whether a key names only people, so that "Family, Given" after it is one name.
+
+    "Customer: Contoso, Munich" is a company and a city.
+    """
+    return phrase.rsplit(" ", 1)[-1] in _NAME_WORDS or phrase in _PERSON_ROLES
+
+
 def _calendar_names(view: TextView, limit: int) -> int:
-    """Count iCalendar common names: ``ATTENDEE;CN="Jane Doe";...`` and ``ORGANIZER;CN=Jane Doe:...``."""
-    found, text = 0, view.text
+    """Count iCalendar common names: ``ATTENDEE;CN="Jane Doe";...`` and ``ORGANIZER;CN=Jane Doe:...``.
+
+    Only on ATTENDEE and ORGANIZER lines, and not for a group, room or resource (``CUTYPE``).
+    """
+    found, text, lower, line_start, last = 0, view.text, view.lower, 0, 0
     for hit in view.hits.get("cn", ()):
         if found >= limit:
             break
+        newline = lower.rfind("\n", last, hit)  # each stretch of text searched once
+        line_start, last = (newline + 1 if newline >= 0 else line_start), hit
+        line_end = lower.find("\n", hit, hit + _MAX_CALENDAR_LINE)
+        if not lower.startswith(_CALENDAR_PEOPLE, line_start) or _NOT_A_PERSON.search(
+            lower, line_start, line_end if line_end >= 0 else hit + _MAX_CALENDAR_LINE
+        ):
+            continue
         value = text[hit + 4 : hit + 124].lstrip('"')
         end = _CN_END.search(value)
         found += looks_like_name((value[: end.start()] if end else value).split())

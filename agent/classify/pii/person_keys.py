@@ -14,10 +14,12 @@ SINGLE = (
     "familienname|prénom|prenom|cognome|apellido|apellidos|voornaam|achternaam|imię|imie|nazwisko|"
     "förnamn|efternamn|fornavn|efternavn|příjmení|sobrenome|apelido"
 )
+# Not qualifiers: "display" (an app's displayName), "legal" (a company's legal name), "ship" (a vessel),
+# "tenant" (a cloud tenant), "member" (a membership tier), "owner" (a team or a service).
 QUALIFIED = (
-    "full|complete|customer|patient|client|employee|contact|person|display|legal|account holder|card holder|"
-    "holder|beneficiary|insured|guest|passenger|student|applicant|shipping|ship|ship to|billing|bill to|"
-    "delivery|consignee|buyer|sender|recipient|owner|tenant|landlord|member|policyholder"
+    "full|complete|customer|patient|client|employee|contact|person|account holder|card holder|"
+    "holder|beneficiary|insured|guest|passenger|student|applicant|shipping|ship to|billing|bill to|"
+    "delivery|consignee|buyer|sender|recipient|landlord|policyholder"
 )
 FULL = (
     "name|patient|patientin|customer|client|cliente|employee|contact|contact person|applicant|account holder|"
@@ -29,7 +31,7 @@ FULL = (
     "naam|volledige naam|patiënt|klant|ontvanger|afzender|rekeninghouder|tenaamstelling|"
     "imię i nazwisko|imie i nazwisko|pacjent|klient|odbiorca|nadawca|posiadacz|właściciel|"
     # the parties of HR records, tenancies and policies
-    "landlord|tenant|lessor|lessee|policyholder|mitarbeiter|mitarbeiterin|arbeitnehmer|arbeitnehmerin|"
+    "landlord|lessor|lessee|policyholder|mitarbeiter|mitarbeiterin|arbeitnehmer|arbeitnehmerin|"
     "mieter|mieterin|vermieter|vermieterin|versicherter|versicherte|salarié|salariée|employé|employée|"
     "locataire|bailleur|dipendente|lavoratore|lavoratrice|locatario|locatore|conduttore|empleado|empleada|"
     "trabajador|trabajadora|inquilino|inquilina|arrendador|arrendatario|werknemer|medewerker|huurder|"
@@ -38,7 +40,7 @@ FULL = (
     "ship to|bill to|deliver to|sold to|invoice to|"
     # who took part: minutes, invitations, registrations
     "attendee|attendees|participant|participants|teilnehmer|teilnehmerin|partecipante|participante|"
-    "deelnemer|uczestnik|organizer|organiser|speaker|"
+    "deelnemer|uczestnik|"
     # names in neighbouring languages: Nordic, Czech, Portuguese
     "namn|navn|fullt namn|fulde navn|jméno|jméno a příjmení|celé jméno"
 )

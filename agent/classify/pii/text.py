@@ -20,8 +20,8 @@ from agent.classify.pii.layout import (
     Table,
     cell_spans,
     column_of,
-    could_be_header,
     table_at,
+    table_headed_by,
 )
 from agent.classify.pii.triggers import Hits, encode, find_hits
 
@@ -268,14 +268,24 @@ class TextView:
         return self._tables[index]
 
     def tables_at(self, hits: Iterable[int]) -> list[Table]:
-        """Return the tables whose header row holds one of ``hits`` (a header holds its label's trigger)."""
-        text = self.text
-        found = set()
-        for hit in hits:
-            start, end = text.rfind("\n", 0, hit) + 1, text.find("\n", hit)
-            if could_be_header(text, start, len(text) if end < 0 else end):
-                found.add(self.table_of(hit))
-        return sorted((table for table in found if table is not None), key=lambda table: table.start)
+        """Return the tables headed by the lines holding one of ``hits``, to the end of their paragraph.
+
+        A header row holds its column's label, whose trigger is the hit. A hit in the rows of a table
+        found above heads no other table.
+        """
+        text, found, covered, line_end = self.text, {}, 0, -1
+        for hit in sorted(hits):
+            if hit < covered or hit <= line_end:  # in a table found above, or on the line just read
+                continue
+            end = text.find("\n", hit)
+            line_end = len(text) if end < 0 else end
+            start = text.rfind("\n", 0, hit) + 1
+            index = bisect.bisect_right(self._paragraphs, hit)
+            paragraph_end = self._paragraphs[index] if index < len(self._paragraphs) else len(text)
+            found[start] = table = table_headed_by(text, start, line_end, paragraph_end)
+            if table is not None:
+                covered = table.end
+        return sorted((table for table in found.values() if table is not None), key=lambda table: table.start)
 
     def column_spans(self, label: re.Pattern[str], hits: Iterable[int]) -> list[tuple[int, int]]:
         """Return the cell spans of the columns headed by ``label`` in the tables at ``hits``, in order."""
