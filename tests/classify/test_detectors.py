@@ -109,6 +109,8 @@ POSITIVES = [
         "Attendee            Department\n------------------  ----------\nCayetano Palma      Legal\n",
     ),
     ("person_name", "Attendees: Jane Doe, John Smith"),
+    ("email", "Write to jane.doe+shop@example.com"),  # a tag after a person's mailbox
+    ("postal_address", "Jane Doe\nHauptstr. 5\n12345 Berlin"),
     # a data row one cell wider than its header (a trailing delimiter, a ragged CSV)
     ("person_name", "Customer Name,City\nJohn Smith,Berlin,\nJane Doe,Paris,\n"),
     ("person_name", "Name,Role\nJohn Smith,Engineer,Berlin Office\nJane Doe,Manager,Paris Office\n"),
@@ -190,6 +192,18 @@ NEGATIVES = [
     ("person_name", "ATTENDEE;CUTYPE=GROUP;CN=Engineering Leads:mailto:leads@example.com"),
     ("person_name", "Subject: O=Microsoft Corporation;CN=Microsoft Windows"),
     ("person_name", "Customer Name,City\nAcme Tools,Berlin,\n"),
+    # organisations: role mailboxes, companies' vCards, a company's address under its name
+    ("email", "Questions? Write to info@example-shop.de or noreply@example.com"),
+    ("person_name", 'From: "Fjordline Software" <newsletter@fjordline.example>'),
+    ("person_name", "ORGANIZER;CN=Nordwind Media Events:mailto:events@nordwind.example"),
+    (
+        "email",
+        "BEGIN:VCARD\nN:;;;;\nFN:Vantage Components\nORG:Vantage Components Ltd\nEMAIL:j.doe@vantage.example\nEND:VCARD",
+    ),
+    (
+        "postal_address",
+        "Hydra Logistics S.r.l.\nContabilità fornitori\nStretto Ossani, 891 Piano 4\n39033 Riesci\n",
+    ),
     ("person_name", "cat x | grep Foo Bar\n| Status | Active Open |\n"),
     ("phone", "started 10:30:45 2024-01-01 12:30:45 4711"),
     ("person_name", '<input name="first_name" value="">'),

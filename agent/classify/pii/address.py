@@ -16,6 +16,7 @@ import re
 from typing import TYPE_CHECKING
 
 from agent.classify.pii.keys import Keys, colons_after, keyed
+from agent.classify.pii.name_words import COMPANY_MARKERS
 from agent.classify.pii.tables import column_cells
 from agent.classify.pii.text import MAX_FINDINGS, boundary_label, words
 
@@ -80,6 +81,7 @@ _LABELLED_STREET = re.compile(
 _KEY_PREFIX = re.compile(r"\A[A-Za-z][\w-]{0,30}(?:;[^:\n]{0,60})?:[ \t]*")
 _BACK = 240
 _STREET_TO_POSTCODE_LINES = 2
+_ORGANISATION_LINES = 4  # the postcode's line and the three over it
 _POSTCODE_TRIGGER = 3  # "1234 AB" and "12-345" are found by their last digit and what follows
 _GB_OUTWARD = 8  # the outward code and blank before the inward code's digit, where the trigger is
 
@@ -159,10 +161,21 @@ def _segment_starts(text: str, match: re.Match[str]) -> list[int]:
 
 
 def _block(view: TextView, start: int, lines: int) -> bool:
-    """Return whether an address label is close before ``start`` or a street line precedes it."""
-    if view.label_before(start, _LABEL, span=120):
-        return True
-    return _street_before(view.text, start, lines)
+    """Return whether an address label is close before ``start`` or a street line precedes it.
+
+    An organisation's address is not personal data: a block under a company's name (a line or a
+    segment with a legal form or an organisation word, "Hydra Logistics S.r.l.") does not count.
+    """
+    if not (view.label_before(start, _LABEL, span=120) or _street_before(view.text, start, lines)):
+        return False
+    return not _organisation_above(view.text, start)
+
+
+def _organisation_above(text: str, start: int) -> bool:
+    """Whether the three lines over the postcode's line, or its line before it, name an organisation."""
+    head = text[max(0, start - _BACK) : start].split("\n")[-_ORGANISATION_LINES:]
+    words = " ".join(head).replace("\u00b7", " ").replace("\u2013", " ").split()
+    return any(word.strip(",.;:()\"'").lower() in COMPANY_MARKERS for word in words)
 
 
 def _street_before(text: str, start: int, lines: int) -> bool:

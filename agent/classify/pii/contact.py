@@ -24,7 +24,7 @@ from agent.classify.pii.text import MAX_CANDIDATES, MAX_FINDINGS, boundary_label
 if TYPE_CHECKING:
     from agent.classify.pii.text import TextView
 
-__all__ = ["count_emails", "count_phones"]
+__all__ = ["count_emails", "count_phones", "role_mailbox"]
 
 # ---------------------------------------------------------------- e-mail
 _LOCAL_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._%+-")
@@ -54,6 +54,12 @@ def count_emails(view: TextView, limit: int = MAX_FINDINGS) -> int:
     return found
 
 
+def role_mailbox(local: str) -> bool:
+    """Whether a local part names a role or a system, not a person (``info@``, ``no-reply@``)."""
+    local = local.lower().split("+", 1)[0]
+    return local in _ROLE_MAILBOXES or local.startswith(_ROLE_PREFIXES)
+
+
 def _is_email(text: str, at: int) -> bool:
     """Return whether the ``@`` at ``at`` joins a mailbox local part and a mail domain."""
     start, floor = at, max(0, at - 64)
@@ -63,6 +69,8 @@ def _is_email(text: str, at: int) -> bool:
     if start == at or domain is None or domain.group(1).lower() in _FILE_TLDS:
         return False
     name = text[start:at].lstrip(".")
+    if role_mailbox(name):
+        return False
     after = text[domain.end() : domain.end() + 2]
     key = text[max(0, start - 24) : start]
     if ("=" in key or ":" in key) and _ID_KEY.search(text, max(0, start - 24), start):
@@ -70,6 +78,24 @@ def _is_email(text: str, at: int) -> bool:
     # ``git@github.com:org/repo`` is an scp-style location, not a mailbox.
     return bool(name) and not name.endswith(".") and not (after[:1] == ":" and after[1:].strip())
 
+
+# Mailboxes of a role or a system: a company's info@ or noreply@ relates to no one in particular.
+_ROLE_MAILBOXES = words(
+    "info information contact contacts hello office mail email support help helpdesk service services "
+    "customerservice customer-service customer.service customercare care sales billing accounts accounting "
+    "invoices invoice payments finance orders order shop store returns shipping delivery logistics "
+    "purchasing procurement team admin administrator webmaster postmaster hostmaster abuse security "
+    "privacy dpo legal compliance press media marketing newsletter news events jobs careers hr "
+    "recruiting notifications notification alerts alert status updates feedback enquiries inquiries "
+    "reception bounce bounces mailer-daemon root ops devops it noc soc subscribers subscriptions list "
+    "lists monitoring engineering development dev builds build ci jenkins deploy operations reports digest "
+    "community partners partnerships investors ir communications comms social webinars training academy "
+    "kontakt kundenservice kundendienst bestellung bestellungen rechnung rechnungen buchhaltung vertrieb "
+    "zentrale service-client serviceclient commercial facturation contacto ventas atencion "
+    "atencionalcliente informacion contatti assistenza amministrazione ordini vendite klantenservice "
+    "bestellingen facturen verkoop biuro kontakt zamowienia faktury sprzedaz"
+)
+_ROLE_PREFIXES = ("noreply", "no-reply", "no_reply", "donotreply", "do-not-reply", "do_not_reply")
 
 # ---------------------------------------------------------------- telephone
 _PHONE = re.compile(

@@ -11,6 +11,7 @@ from agent.classify.pii.finance import count_cards, count_ibans
 from agent.classify.pii.names import count_names
 from agent.classify.pii.national import count_national_ids
 from agent.classify.pii.text import MAX_FINDINGS, TextView, unescape
+from agent.classify.pii.vcards import without_organisation_cards
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -54,6 +55,6 @@ def detect(text: str) -> dict[str, int]:
     """
     if not text:
         return {}
-    view = TextView(unescape(text))
+    view = TextView(without_organisation_cards(unescape(text)))
     counts = {kind: _COUNTERS[kind](view, MAX_FINDINGS) for kind in ENTITY_TYPES}
     return {kind: count for kind, count in counts.items() if count > 0}

@@ -59,7 +59,11 @@ COMPANY_MARKERS = words(
     "gmbh mbh ag kg ohg ug se ltd limited llc inc plc corp corporation company bv nv sa sas sarl spa "
     "srl sl sp sp.j sp.k sp.z o.o s.a s.p.a s.r.l s.l b.v n.v figli fratelli group holding holdings "
     "helpdesk hotline support team department dept e.v eg cie & co co. ltda lda eireli oy oyj aps a/s "
-    "kft zrt s.r.o a.s spol d.o.o sasu snc kgaa gbr e.k pty pvt k.k slu s.l.u"
+    "kft zrt s.r.o a.s spol d.o.o sasu snc kgaa gbr e.k pty pvt k.k slu s.l.u "
+    # what organisations call themselves: "Fjordline Software", "Nordwind Media Events"
+    "software systems solutions technologies technology labs media events studio studios digital "
+    "consulting industries pharma pharmaceuticals logistics energy robotics components optics foods "
+    "textiles printing networks analytics ventures capital agency newsletter"
 )
 # Legal forms that are also words or given names in small letters ("as", "Asa"): matched as written.
 _CASED_MARKERS = frozenset({"AB", "AS", "ASA"})

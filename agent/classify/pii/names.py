@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
+from agent.classify.pii.contact import role_mailbox
 from agent.classify.pii.keys import Key, Keys, keyed, normalise
 from agent.classify.pii.name_words import looks_like_name
 from agent.classify.pii.person_keys import FULL as _FULL
@@ -88,7 +89,7 @@ _MAX_SIGNATURE_WORDS = 5
 _SINGLE_SET = frozenset(k for key in _SINGLE.split("|") for k in (key, key.replace(" ", "")))  # firstName
 _GREETING_END = re.compile(r"[,:!]|[\n\r\t|;<>()\[\]{}\"=]|\s{3,}")
 _VALUE_END = re.compile(r"[\n\r\t|;<>()\[\]{}\"=]|,|\s{3,}")
-_MAIL_NAME = re.compile(r"[ \t]*\"?([^\"<>\n@]{2,60}?)\"?[ \t]*<[^<>\s@]+@[^<>\s@]+\.[A-Za-z]{2,24}>")
+_MAIL_NAME = re.compile(r"[ \t]*\"?([^\"<>\n@]{2,60}?)\"?[ \t]*<([^<>\s@]+)@[^<>\s@]+\.[A-Za-z]{2,24}>")
 # A bare "name" key names a person only when nothing qualifies it: "Project name:" does not.
 _BARE_KEYS = frozenset({"name", "nom", "nome", "nombre", "naam"})
 _PEOPLE_SHARE = 4  # a bare "name" column holds people when one row in this many has a full name
@@ -97,6 +98,7 @@ _INVERTED = re.compile(r"[ ]?([^\W\d_][\w'\u2019-]*(?:[ ][^\W\d_][\w'\u2019-]*)?
 _RULER = re.compile(r"[ \t]*(?:-{2,}|={2,})(?:[ \t]+(?:-{2,}|={2,}))+[ \t]*")
 _RULE_RUN = re.compile(r"-+|=+")
 _CALENDAR_PEOPLE = ("attendee", "organizer")
+_MAILTO = re.compile(r"mailto:([^@\s:;]+)@")
 _MAX_CALENDAR_LINE = 400  # how far past CN= its line's other parameters (CUTYPE) are looked for
 _NOT_A_PERSON = re.compile(r";cutype=(?!individual)[^;:\n]*[;:]")
 _NAME_WORDS = frozenset({"name", "nom", "nome", "nombre", "naam", "namn", "navn", "nazwisko", "jméno"})
@@ -106,12 +108,6 @@ _PERSON_ROLES = words(
     "salariée employé employée versicherter versicherte policyholder applicant student"
 )
 _CN_END = re.compile(r'[";:\n\r]')
-_VCARD_KEYS = frozenset({"fn", "n"})
-_MAX_CARD = 8192  # how far from a name line its card's BEGIN and END lines are looked for
-# Lines of a vCard (lower case) that mark it as no person's: a KIND other than individual, Apple's flag.
-_NOT_INDIVIDUAL = re.compile(r"\n(?:kind[^:\n]*:[ \t]*(?!individual)[a-z]|x-abshowas[^:\n]*:[ \t]*company)")
-_CARD_FN = re.compile(r"\nfn[^:\n]*:([^\n]*)")
-_CARD_ORG = re.compile(r"\norg[^:\n]*:([^;\n]*)")
 _KEY_START = re.compile(r"(?:^|[\n\r\t\"'{,;|*>(\[-])[ \t*]*\Z")
 
 
@@ -232,29 +228,10 @@ def _keyed_names(view: TextView, limit: int) -> int:
     found = 0
     vcards = (hit + 2 + (view.lower[hit + 1] == "f") for hit in view.hits.get("vcard", ()))
     for key in keyed(view, _KEYS, sorted({*view.hits.get("colon", ()), *vcards, *view.key_ends})):
-        if key.phrase in _VCARD_KEYS and _organisation_card(view.lower, key.start):
-            continue
         found += _keyed_value(view.text, key)
         if found >= limit:
             break
     return found
-
-
-def _organisation_card(lower: str, pos: int) -> bool:
-    """Return whether the vCard around ``pos`` is an organisation's (its ``FN`` and ``N`` name no person).
-
-    RFC 6350 says so with ``KIND`` (``org``, ``group``, ``location``), Apple's address book with
-    ``X-ABShowAs:COMPANY``, older cards by a formatted name that is the organisation's name.
-    """
-    begin = lower.rfind("begin:vcard", max(0, pos - _MAX_CARD), pos)
-    if begin < 0:
-        return False
-    end = lower.find("end:vcard", pos, pos + _MAX_CARD)
-    card = lower[begin : end if end >= 0 else pos + _MAX_CARD]
-    if _NOT_INDIVIDUAL.search(card):
-        return True
-    full, org = _CARD_FN.search(card), _CARD_ORG.search(card)
-    return full is not None and org is not None and full.group(1).strip() == org.group(1).strip()
 
 
 def _keyed_value(text: str, key: Key) -> bool:
@@ -266,7 +243,9 @@ def _keyed_value(text: str, key: Key) -> bool:
         return False
     if key.kind == "mail":
         mail = _MAIL_NAME.match(text, key.value)
-        return mail is not None and looks_like_name(mail.group(1).replace(",", " ").split())
+        if mail is None or role_mailbox(mail.group(2)):  # "Acme Alerts <noreply@...>" is no person
+            return False
+        return looks_like_name(mail.group(1).replace(",", " ").split())
     value = text[key.value : key.value + 120].lstrip(" \t\"'*_")  # quotes, markdown emphasis
     if key.kind == "n":  # vCard ``N:Family;Given;Middle;Prefix;Suffix``
         if key.start > 0 and text[key.start - 1] not in "\n\r":
@@ -302,6 +281,9 @@ def _calendar_names(view: TextView, limit: int) -> int:
         newline = lower.rfind("\n", last, hit)  # each stretch of text searched once
         line_start, last = (newline + 1 if newline >= 0 else line_start), hit
         line_end = lower.find("\n", hit, hit + _MAX_CALENDAR_LINE)
+        mailto = _MAILTO.search(lower, hit, line_end if line_end >= 0 else hit + _MAX_CALENDAR_LINE)
+        if mailto is not None and role_mailbox(mailto.group(1)):
+            continue  # ORGANIZER;CN=...:mailto:events@... is a team's mailbox
         if not lower.startswith(_CALENDAR_PEOPLE, line_start) or _NOT_A_PERSON.search(
             lower, line_start, line_end if line_end >= 0 else hit + _MAX_CALENDAR_LINE
         ):
