@@ -16,6 +16,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from agent.classify.pii.layout import (
+    HEADER_LINES,
     PARAGRAPH,
     Table,
     cell_spans,
@@ -55,11 +56,13 @@ IBAN_SHAPE = re.compile(
 )
 IBAN_TRIGGERS = ("iban",)
 
-_LAST_TAB = re.compile(r"\t(?=[^\t\n]+$)", re.MULTILINE)
 _MAX_KEY = 48
+# Each starts with a literal newline, so the regex engine skips from line to line.
+_TAB_PAIR = re.compile(rf"\n[^\t\n]{{1,{_MAX_KEY}}}(\t)[^\t\n]+(?=\n|\Z)")
+_FIRST_TAB_PAIR = re.compile(rf"[^\t\n]{{1,{_MAX_KEY}}}(\t)[^\t\n]+(?=\n|\Z)")
 _PAIR_PIPES, _PAIR_CELLS = 3, 2  # "| key | value |": three pipes at most, two cells
 _PADDED_COLON = re.compile(r":[ \t]{2,}(?=[^\W\d_a-zß-ÿ])")
-_EQUALS_KEY = re.compile(r"=[ ]?[\"']?(?=[^\W\d_a-zß-ÿ])")  # starts with a literal: found fast
+_EQUALS_KEY = re.compile(r"=[\"'](?=[^\W\d_a-zß-ÿ])")  # a quoted value (only those count); found fast
 _ESCAPE = re.compile(r"\\(?:u([0-9a-fA-F]{4})|([nrt\"/\\]))")
 _ESCAPED = {"n": "\n", "r": "\r", "t": "\t", '"': '"', "/": "/", "\\": "\\"}
 
@@ -200,18 +203,16 @@ class TextView:
         align a form's values.
         """
         text, ends = self.text, []
-        if "\t" in text:  # the last tab of each line: the only one, if the line has no other before it
-            for match in _LAST_TAB.finditer(text):
-                tab = match.start()
-                start = text.rfind("\n", 0, tab) + 1
-                if tab - start <= _MAX_KEY and text.find("\t", start, tab) < 0:
-                    ends.append(tab)
-        if "=" in text:
+        if "\t" in text:  # lines of exactly two cells: a key of at most _MAX_KEY characters, a tab, a value
+            first = _FIRST_TAB_PAIR.match(text)
+            ends += [first.start(1)] if first else []
+            ends += [m.start(1) for m in _TAB_PAIR.finditer(text)]
+        if '="' in text or "='" in text:
             ends += [
                 m.start() for m in _EQUALS_KEY.finditer(text) if m.start() and text[m.start() - 1].isalpha()
             ]
         ends += [m.start() for m in _PADDED_COLON.finditer(text)]  # an aligned form: "Name:     Jane Doe"
-        if "|" in text:
+        if "\n|" in text or text.startswith("|"):  # a markdown table's rows start with a pipe
             ends += _pipe_pairs(text)
         return sorted(ends)
 
@@ -270,10 +271,12 @@ class TextView:
     def tables_at(self, hits: Iterable[int]) -> list[Table]:
         """Return the tables headed by the lines holding one of ``hits``, to the end of their paragraph.
 
-        A header row holds its column's label, whose trigger is the hit. A hit in the rows of a table
-        found above heads no other table.
+        A header row holds its column's label, whose trigger is the hit, and is one of the first
+        ``HEADER_LINES`` lines of its paragraph (a word deeper in is in a row). A hit in the rows of a
+        table found above heads no other table.
         """
-        text, found, covered, line_end = self.text, {}, 0, -1
+        text, covered, line_end = self.text, 0, -1
+        found: dict[int, Table | None] = {}
         for hit in sorted(hits):
             if hit < covered or hit <= line_end:  # in a table found above, or on the line just read
                 continue
@@ -282,6 +285,9 @@ class TextView:
             start = text.rfind("\n", 0, hit) + 1
             index = bisect.bisect_right(self._paragraphs, hit)
             paragraph_end = self._paragraphs[index] if index < len(self._paragraphs) else len(text)
+            if text.count("\n", self._paragraphs[index - 1], start) >= HEADER_LINES:
+                found[start] = None  # deep in its paragraph: a row of a table (or of prose), not a header
+                continue
             found[start] = table = table_headed_by(text, start, line_end, paragraph_end)
             if table is not None:
                 covered = table.end
