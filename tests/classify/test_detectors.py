@@ -109,6 +109,15 @@ POSITIVES = [
         "Attendee            Department\n------------------  ----------\nCayetano Palma      Legal\n",
     ),
     ("person_name", "Attendees: Jane Doe, John Smith"),
+    # chat exports, a list of addresses, plural participant keys, an inventory's assignee column
+    (
+        "person_name",
+        "[27.09.23, 19:38:35] Gloria Ring: Hallo\n[27.09.23, 19:40:17] Kati Müller: bis morgen\n",
+    ),
+    ("person_name", "27/09/2023, 19:38 - Gloria Ring: Hallo\n"),
+    ("postal_address", "Kerstkaarten\n\n- Amelia Kolen, Lorenzobaan 223, 8188 HX Anevelde\n"),
+    ("person_name", "**Deelnemers:** Sylvie van Duivenvoorde, Chloë Bernaards"),
+    ("person_name", "Asset Tag\tHostname\tAssigned To\nIT-1\tNB-1\tStuart Calhoun\n"),
     ("email", "Write to jane.doe+shop@example.com"),  # a tag after a person's mailbox
     ("postal_address", "Jane Doe\nHauptstr. 5\n12345 Berlin"),
     # a data row one cell wider than its header (a trailing delimiter, a ragged CSV)
@@ -192,6 +201,7 @@ NEGATIVES = [
     ("person_name", "ATTENDEE;CUTYPE=GROUP;CN=Engineering Leads:mailto:leads@example.com"),
     ("person_name", "Subject: O=Microsoft Corporation;CN=Microsoft Windows"),
     ("person_name", "Customer Name,City\nAcme Tools,Berlin,\n"),
+    ("person_name", "2024-01-01 10:00:00 - Worker Pool: started\n[12.01.24, 10:00] System: ok\n"),
     # organisations: role mailboxes, companies' vCards, a company's address under its name
     ("email", "Questions? Write to info@example-shop.de or noreply@example.com"),
     ("person_name", 'From: "Fjordline Software" <newsletter@fjordline.example>'),

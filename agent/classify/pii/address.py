@@ -77,6 +77,8 @@ _LABELLED_STREET = re.compile(
     r"[\s\"';,*_]*(?:[^\W\d_][^\n]{0,40}?[^\W\d_.]\.?,?[ ]+[0-9]{1,5}[a-zA-Z]?(?![\w.:-])"
     r"|[0-9]{1,5}[a-zA-Z]?,?[ ]+[^\W\d_]{3,})"
 )
+# A list item's marker before an address on its line: "- Jane Doe, Main St 5, 12345 City".
+_LIST_MARKER = re.compile(r"\A(?:[-*+\u2022]|[0-9]{1,3}[.)])[ \t]+")
 # A key before the street on its line: "LOCATION:1, avenue de Verdier, 62491 Merle" (iCalendar).
 _KEY_PREFIX = re.compile(r"\A[A-Za-z][\w-]{0,30}(?:;[^:\n]{0,60})?:[ \t]*")
 _BACK = 240
@@ -187,10 +189,17 @@ def _street_before(text: str, start: int, lines: int) -> bool:
         return False
     candidates = [_last_segment(line) for line in (current, *reversed(head[-lines:]))]
     return any(
-        _STREET_LINE.fullmatch(_KEY_PREFIX.sub("", c.strip(" \t\"',;"), count=1))
+        _STREET_LINE.fullmatch(
+            _LIST_MARKER.sub("", _KEY_PREFIX.sub("", c.strip(" \t\"',;"), count=1), count=1)
+        )
         for c in candidates
         if c is not None
     )
+
+
+def _without_prefix(segment: str) -> str:
+    """A segment without a key ("LOCATION:") or a list marker ("- ") before its street."""
+    return _LIST_MARKER.sub("", _KEY_PREFIX.sub("", segment, count=1), count=1)
 
 
 def _last_segment(line: str) -> str | None:

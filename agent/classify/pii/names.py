@@ -97,6 +97,14 @@ _PEOPLE_SHARE = 4  # a bare "name" column holds people when one row in this many
 _INVERTED = re.compile(r"[ ]?([^\W\d_][\w'\u2019-]*(?:[ ][^\W\d_][\w'\u2019-]*)?)[ \t]*(?=[\r\n\t|;\"]|\Z)")
 _RULER = re.compile(r"[ \t]*(?:-{2,}|={2,})(?:[ \t]+(?:-{2,}|={2,}))+[ \t]*")
 _RULE_RUN = re.compile(r"-+|=+")
+# A chat export's line: WhatsApp on iOS "[27.09.23, 19:38:35] Name: ", on Android
+# "27/09/2023, 19:38 - Name: ".
+_CHAT_LINE = re.compile(
+    r"\n\[?[0-9]{1,2}[./-][0-9]{1,2}[./-][0-9]{2,4},?[ ][0-9]{1,2}:[0-9]{2}(?::[0-9]{2})?(?:[ ]?[APap][Mm])?"
+    r"(?:\][ ]|[ ]-[ ])([^:\n]{2,40}?):[ ]"
+)
+_CHAT_SCAN = 1 << 20  # characters of a text read for chat senders
+_CHAT_HEAD = 2048  # a text is read as a chat only when a chat line is in its first characters
 _CALENDAR_PEOPLE = ("attendee", "organizer")
 _MAILTO = re.compile(r"mailto:([^@\s:;]+)@")
 _MAX_CALENDAR_LINE = 400  # how far past CN= its line's other parameters (CUTYPE) are looked for
@@ -115,6 +123,7 @@ def count_names(view: TextView, limit: int = MAX_FINDINGS) -> int:
     """Count person names at labels, mail headers, salutations and in name columns."""
     found = _keyed_names(view, limit)
     found += _calendar_names(view, limit - found)
+    found += _chat_names(view, limit - found)
     found += _salutation_names(view, limit - found)
     found += _titled_names(view, limit - found)
     found += _ruled_names(view, limit - found)
@@ -267,6 +276,18 @@ def _person_only(phrase: str) -> bool:
     "Customer: Contoso, Munich" is a company and a city.
     """
     return phrase.rsplit(" ", 1)[-1] in _NAME_WORDS or phrase in _PERSON_ROLES
+
+
+def _chat_names(view: TextView, limit: int) -> int:
+    """Count the distinct senders of an exported chat (WhatsApp and the like): "[date, time] Name: text".
+
+    Each sender counts once, however many lines they wrote; a sender must read as a full name.
+    """
+    text = view.text
+    if _CHAT_LINE.search("\n" + text[:_CHAT_HEAD]) is None:  # a chat export starts with its lines
+        return 0
+    senders = {m.group(1) for m in _CHAT_LINE.finditer("\n" + text[:_CHAT_SCAN])}
+    return min(limit, sum(looks_like_name(sender.split(), min_words=2) for sender in senders))
 
 
 def _calendar_names(view: TextView, limit: int) -> int:

@@ -40,7 +40,7 @@ FULL = (
     "ship to|bill to|deliver to|sold to|invoice to|"
     # who took part: minutes, invitations, registrations
     "attendee|attendees|participant|participants|teilnehmer|teilnehmerin|partecipante|participante|"
-    "deelnemer|uczestnik|"
+    "deelnemer|deelnemers|uczestnik|uczestnicy|partecipanti|participantes|teilnehmende|assigned to|"
     # names in neighbouring languages: Nordic, Czech, Portuguese
     "namn|navn|fullt namn|fulde navn|jméno|jméno a příjmení|celé jméno"
 )
