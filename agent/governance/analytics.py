@@ -82,6 +82,7 @@ _SETTLE = 2 * 3_600  # a day is reported once it has been over this long: late c
 ANALYTICS_PATH = "/v1/analytics"
 Post = Callable[[bytes], Mapping[str, Any]]
 LogSent = Callable[[str, str, str, bytes], None]
+_TABLES = ("analytics_counters", "analytics_budget", "analytics_pending")  # what _SCHEMA creates
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS analytics_counters (
     day TEXT NOT NULL, name TEXT NOT NULL, value INTEGER NOT NULL, PRIMARY KEY (day, name)
@@ -319,7 +320,7 @@ class Analytics:
         with self._lock, transaction(self._db):
             return sum(
                 int(self._db.execute(f"DELETE FROM {table} WHERE day < ?", (oldest,)).rowcount)  # noqa: S608 - constant table names
-                for table in ("analytics_counters", "analytics_budget", "analytics_pending")
+                for table in _TABLES
             )
 
     def wipe(self) -> int:
@@ -329,7 +330,7 @@ class Analytics:
             self._buffered = 0
             return sum(
                 int(self._db.execute(f"DELETE FROM {table}").rowcount)  # noqa: S608 - constant table names
-                for table in ("analytics_counters", "analytics_budget", "analytics_pending")
+                for table in _TABLES
             )
 
     def ensure_trigger(self) -> None:

@@ -25,7 +25,7 @@ import shutil
 import sqlite3
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -133,11 +133,7 @@ def export_document(config: Config, now: float | None = None) -> dict[str, Any]:
     with Quarantine(state, key) as quarantine:
         quarantined = [i.as_dict() for i in quarantine.entries()]
     with Analytics.open(state) as analytics:  # counts only, never a path or a value
-        days = [
-            {"day": d.day, "counters": dict(d.counters), "epsilon_spent": d.epsilon_spent}
-            | {"reports": d.reports}
-            for d in analytics.days()
-        ]
+        days = [asdict(day) for day in analytics.days()]
     return {
         "format": EXPORT_FORMAT,
         "exported_at": _iso(when),

@@ -189,11 +189,7 @@ def _street_before(text: str, start: int, lines: int) -> bool:
         return False
     candidates = [_last_segment(line) for line in (current, *reversed(head[-lines:]))]
     return any(
-        _STREET_LINE.fullmatch(
-            _LIST_MARKER.sub("", _KEY_PREFIX.sub("", c.strip(" \t\"',;"), count=1), count=1)
-        )
-        for c in candidates
-        if c is not None
+        _STREET_LINE.fullmatch(_without_prefix(c.strip(" \t\"',;"))) for c in candidates if c is not None
     )
 
 

@@ -109,7 +109,7 @@ _CALENDAR_PEOPLE = ("attendee", "organizer")
 _MAILTO = re.compile(r"mailto:([^@\s:;]+)@")
 _MAX_CALENDAR_LINE = 400  # how far past CN= its line's other parameters (CUTYPE) are looked for
 _NOT_A_PERSON = re.compile(r";cutype=(?!individual)[^;:\n]*[;:]")
-_NAME_WORDS = frozenset({"name", "nom", "nome", "nombre", "naam", "namn", "navn", "nazwisko", "jméno"})
+_NAME_WORDS = _BARE_KEYS | {"namn", "navn", "nazwisko", "jméno"}  # words for a name, in any key
 _PERSON_ROLES = words(
     "employee mitarbeiter mitarbeiterin arbeitnehmer arbeitnehmerin patient patientin paziente paciente "
     "patiënt pacjent werknemer medewerker pracownik pracownica dipendente empleado empleada salarié "
@@ -302,11 +302,12 @@ def _calendar_names(view: TextView, limit: int) -> int:
         newline = lower.rfind("\n", last, hit)  # each stretch of text searched once
         line_start, last = (newline + 1 if newline >= 0 else line_start), hit
         line_end = lower.find("\n", hit, hit + _MAX_CALENDAR_LINE)
-        mailto = _MAILTO.search(lower, hit, line_end if line_end >= 0 else hit + _MAX_CALENDAR_LINE)
+        stop = line_end if line_end >= 0 else hit + _MAX_CALENDAR_LINE
+        mailto = _MAILTO.search(lower, hit, stop)
         if mailto is not None and role_mailbox(mailto.group(1)):
             continue  # ORGANIZER;CN=...:mailto:events@... is a team's mailbox
         if not lower.startswith(_CALENDAR_PEOPLE, line_start) or _NOT_A_PERSON.search(
-            lower, line_start, line_end if line_end >= 0 else hit + _MAX_CALENDAR_LINE
+            lower, line_start, stop
         ):
             continue
         value = text[hit + 4 : hit + 124].lstrip('"')
