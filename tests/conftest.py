@@ -70,3 +70,17 @@ def _no_leaked_threads():
     yield
     leaked = [t for t in threading.enumerate() if t not in before and t.is_alive() and not t.daemon]
     assert not leaked, f"threads leaked: {leaked}"
+
+
+def store_bytes(state_dir: Path) -> bytes:
+    """Every byte of ``agent.db`` and its WAL and shared-memory files, as one consistent snapshot.
+
+    SQLite deletes the WAL when the last connection closes, after moving its pages into ``agent.db``;
+    a file that vanishes while the set is read restarts the read, so no byte is missed.
+    """
+    for _ in range(50):
+        try:
+            return b"".join(p.read_bytes() for p in sorted(state_dir.glob("agent.db*")) if p.is_file())
+        except FileNotFoundError:
+            continue
+    raise AssertionError(f"the store in {state_dir} kept changing while it was read")

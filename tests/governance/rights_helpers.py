@@ -11,6 +11,7 @@ from typing import Any
 
 import msgspec
 import samples
+from conftest import store_bytes
 
 from agent import config
 from agent.minimize import MasterSecret, period_label
@@ -67,8 +68,8 @@ def outcome(
 
 
 def raw_store_bytes(state_dir: Path) -> bytes:
-    """Every byte of ``agent.db`` and its WAL and shared-memory files."""
-    return b"".join(p.read_bytes() for p in sorted(state_dir.glob("agent.db*")) if p.is_file())
+    """Every byte of ``agent.db`` and its WAL and shared-memory files (see ``conftest.store_bytes``)."""
+    return store_bytes(state_dir)
 
 
 def forms(canary: str) -> list[bytes]:

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 import samples
-from conftest import json_lines, run_cli, without_dac_override
+from conftest import json_lines, run_cli, store_bytes, without_dac_override
 
 EXPECTED_KEYS = {"path", "verdict", "detections", "kind", "data_class", "personal_data", "sha256", "upstream"}
 
@@ -176,7 +176,7 @@ def test_cached_member_names_are_sealed(tree, scanned):
     _, first, _, home = scanned
     members = {d["member"] for v in first.values() for d in v["detections"] if d.get("member")}
     assert members
-    stored = b"".join(p.read_bytes() for p in home.glob("agent.db*"))
+    stored = store_bytes(home)
     for member in members:
         for part in member.split("/"):
             assert part.encode() not in stored, part
